@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""The mlflow-server charm: every event runs one reconcile path.
+
+    gather   config and the four relations, parsed into typed values or Problems
+    render   the pod spec (pure), pod-defaults and the ingress request
+    apply    set the spec only when it changed; publish; ensure the bucket
+    report   Active only once Kubernetes reports the MLflow pod ready
+
+A hook whose inputs equal those of the last hook that ended Active does
+nothing at all: it costs a few hook tool calls and restarts no pod.
+"""
+
+import hashlib
+import json
+import logging
+from typing import Dict, List, Optional
+
+import ops
+from ops.charm import ActionEvent, CharmBase, RelationBrokenEvent
+from ops.framework import EventBase, StoredState
+from ops.model import ActiveStatus, BlockedStatus, Relation, WaitingStatus
+
+import mlflow_workload as workload
+import relation_data as peers
+from charm_config import CharmConfig, parse_config
+from problems import Blocked, Problem, first_problem
+
+logger = logging.getLogger(__name__)
+
+ENDPOINTS = (peers.DB, peers.OBJECT_STORAGE, peers.INGRESS, peers.POD_DEFAULTS)
+REQUIRED_FOR_SPEC = (peers.DB, peers.OBJECT_STORAGE)
+STATUS = {"blocked": BlockedStatus, "waiting": WaitingStatus}
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class MlflowServerCharm(CharmBase):
+    _stored = StoredState()
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        # Digests only: stored state never holds relation values.
+        self._stored.set_default(spec_hash="", settled_inputs="", bucket_checked="")
+        for event in (
+            self.on.install,
+            self.on.upgrade_charm,
+            self.on.config_changed,
+            self.on.leader_elected,
+            self.on.update_status,
+        ):
+            self.framework.observe(event, self._reconcile)
+        for endpoint in ENDPOINTS:
+            relation_events = self.on[endpoint]
+            for event in (
+                relation_events.relation_created,
+                relation_events.relation_joined,
+                relation_events.relation_changed,
+                relation_events.relation_departed,
+                relation_events.relation_broken,
+            ):
+                self.framework.observe(event, self._reconcile)
+        self.framework.observe(self.on.get_minio_credentials_action, self._on_get_minio_credentials)
+
+    # --- the reconcile path -----------------------------------------------
+
+    def _reconcile(self, event: EventBase) -> None:
+        if not self.unit.is_leader():
+            self.unit.status = ActiveStatus("standby: the leader unit manages the MLflow pod")
+            return
+        if event.handle.kind == "upgrade_charm":
+            self._stored.settled_inputs = ""  # a new charm or image may render differently
+        relations = self._relations(event)
+        inputs = _digest(self._raw_inputs(relations))
+        if inputs == self._stored.settled_inputs:
+            return
+        problem = self._converge(relations)
+        if problem is None:
+            self.unit.status = ActiveStatus()
+            self._stored.settled_inputs = inputs
+        else:
+            self.unit.status = STATUS[problem.kind](problem.message)
+            self._stored.settled_inputs = ""
+        logger.info("%s: %s", event.handle.kind, problem.message if problem else "active")
+
+    def _relations(self, event: EventBase) -> Dict[str, List[Relation]]:
+        # During relation-broken the relation is still listed; it is gone for us.
+        broken = event.relation.id if isinstance(event, RelationBrokenEvent) else None
+        return {ep: [r for r in self.model.relations[ep] if r.id != broken] for ep in ENDPOINTS}
+
+    def _raw_inputs(self, relations: Dict[str, List[Relation]]) -> Dict:
+        """Everything a hook's outcome depends on, as read from Juju, for a digest."""
+        raw: Dict = {"config": dict(self.config), "app": self.app.name, "model": self.model.name}
+        for endpoint, rels in relations.items():
+            raw[endpoint] = [
+                {
+                    "id": r.id,
+                    "app": r.app.name if r.app else None,
+                    "app_data": dict(r.data[r.app]) if r.app and endpoint != peers.POD_DEFAULTS else {},
+                    "units": {u.name: dict(r.data[u]) for u in r.units} if endpoint == peers.DB else {},
+                }
+                for r in rels
+            ]
+        return raw
+
+    def _converge(self, relations: Dict[str, List[Relation]]) -> Optional[Problem]:
+        try:
+            config = parse_config(self.config)
+        except Blocked as problem:
+            return problem  # publish nothing rather than data from a bad config
+        for endpoint in (peers.OBJECT_STORAGE, peers.INGRESS):
+            for relation in relations[endpoint]:
+                peers.send_versions(self, relation)
+
+        missing = [ep for ep in ENDPOINTS if not relations[ep]]
+        storage, storage_problem = self._read(self._object_storage, relations[peers.OBJECT_STORAGE])
+        database, db_problem = self._read(peers.read_database, relations[peers.DB])
+        self._publish_pod_defaults(config, storage, relations[peers.POD_DEFAULTS])
+        ingress_problem = self._publish_ingress(config, relations[peers.INGRESS])
+        problem = first_problem(
+            peers.missing_relations(missing, self.app.name), storage_problem, db_problem, ingress_problem
+        )
+        if storage is None or database is None:
+            return problem
+        spec_problem = self._apply_pod_spec(config, storage, database) or self._ensure_bucket(config, storage)
+        if problem or spec_problem:
+            return first_problem(spec_problem, problem)
+        return self._pod_readiness()
+
+    def _object_storage(self, relation: Relation):
+        return peers.read_object_storage(self, relation)
+
+    @staticmethod
+    def _read(reader, relations: List[Relation]):
+        """(value, None) from the endpoint's relation, (None, problem), or (None, None) unrelated."""
+        if not relations:
+            return None, None
+        try:
+            return reader(relations[0]), None
+        except Problem as problem:
+            return None, problem
+
+    # --- apply ------------------------------------------------------------
+
+    def _publish_pod_defaults(self, config: CharmConfig, storage, relations: List[Relation]) -> None:
+        payload = workload.pod_defaults(config, storage, self.app.name, self.model.name)
+        for relation in relations:
+            peers.publish_pod_defaults(self, relation, payload)
+
+    def _publish_ingress(self, config: CharmConfig, relations: List[Relation]) -> Optional[Problem]:
+        problems = []
+        for relation in relations:
+            try:
+                version = peers.ingress_version(self, relation)
+            except Problem as problem:
+                problems.append(problem)
+                continue
+            request = workload.ingress_request(config, self.app.name, self.model.name, version)
+            peers.send_ingress(self, relation, version, request)
+        return first_problem(*problems)
+
+    def _apply_pod_spec(self, config: CharmConfig, storage, database) -> Optional[Problem]:
+        from oci_image import read_image_details
+        from pod_spec import PodSpecInputs, render_pod_spec
+
+        try:
+            image = read_image_details(self.model.resources)
+        except Problem as problem:
+            return problem
+        spec = render_pod_spec(PodSpecInputs(self.app.name, self.model.name, image, config, database, storage))
+        spec_hash = hashlib.sha256(spec.encode()).hexdigest()
+        if spec_hash != self._stored.spec_hash:
+            import yaml
+
+            logger.info("pod spec changed: setting it")
+            self.model.pod.set_spec(yaml.safe_load(spec))
+            self._stored.spec_hash = spec_hash
+        return None
+
+    def _ensure_bucket(self, config: CharmConfig, storage) -> Optional[Problem]:
+        from s3_bucket import ensure_bucket
+
+        checked = _digest([workload.s3_endpoint_url(storage), storage.access_key, storage.secret_key, config.bucket])
+        if checked == self._stored.bucket_checked:
+            return None
+        try:
+            created = ensure_bucket(
+                workload.s3_endpoint_url(storage),
+                storage.access_key,
+                storage.secret_key,
+                config.bucket,
+                config.create_bucket,
+            )
+        except Problem as problem:
+            return problem
+        if created:
+            logger.info("created bucket %r", config.bucket)
+        self._stored.bucket_checked = checked
+        return None
+
+    def _pod_readiness(self) -> Optional[Problem]:
+        from pod_readiness import check_pod_ready
+
+        try:
+            check_pod_ready(self.app.name, self.model.name)
+        except Problem as problem:
+            return problem
+        return None
+
+    # --- actions ----------------------------------------------------------
+
+    def _on_get_minio_credentials(self, event: ActionEvent) -> None:
+        relations = self.model.relations[peers.OBJECT_STORAGE]
+        storage, problem = self._read(self._object_storage, relations)
+        if problem is None and storage is None:
+            problem = peers.missing_relations([peers.OBJECT_STORAGE], self.app.name)
+        if problem is not None:
+            event.fail(f"no MinIO credentials yet: {problem.message}")
+            return
+        event.set_results({"access-key": storage.access_key, "secret-access-key": storage.secret_key})
+
+
+if __name__ == "__main__":
+    ops.main(MlflowServerCharm)

@@ -1,0 +1,87 @@
+"""The charm's config options, validated into one typed value."""
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Tuple
+
+from problems import Blocked
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_HOST_PATTERN = re.compile(r"^[A-Za-z0-9*._:\[\]-]{1,253}$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9*._:\[\]-]{1,253}$")
+
+
+@dataclass(frozen=True)
+class CharmConfig:
+    port: int
+    bucket: str
+    create_bucket: bool
+    serve_artifacts: bool
+    workers: int
+    nodeport_enabled: bool
+    nodeport: int
+    allowed_hosts: Tuple[str, ...]
+    cors_allowed_origins: Tuple[str, ...]
+
+
+def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = raw.get(name)
+    # bool is an int in Python; Juju never sends one for the other.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise Blocked(f"config option {name} must be a {kind.__name__}; set it with juju config")
+    return value
+
+
+def _int_in_range(raw: Mapping[str, Any], name: str, low: int, high: int) -> int:
+    value = _option(raw, name, int)
+    if not low <= value <= high:
+        raise Blocked(f"config option {name}={value} is out of range {low}-{high}")
+    return value
+
+
+def is_valid_bucket_name(name: str) -> bool:
+    """S3's bucket naming rules, which MinIO enforces too."""
+    if not _BUCKET.match(name) or ".." in name or ".-" in name or "-." in name:
+        return False
+    if name.startswith("xn--") or name.endswith("-s3alias"):
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return True
+    return False
+
+
+def _bucket(raw: Mapping[str, Any]) -> str:
+    value = _option(raw, "default_artifact_root", str)
+    if not is_valid_bucket_name(value):
+        shown = value if len(value) <= 70 else value[:70] + "…"
+        raise Blocked(
+            f"config option default_artifact_root={shown!r} is not a valid S3 bucket name "
+            "(3-63 chars: a-z 0-9 . -, no s3:// prefix)"
+        )
+    return value
+
+
+def _list(raw: Mapping[str, Any], name: str, pattern: "re.Pattern[str]") -> Tuple[str, ...]:
+    items = tuple(item.strip() for item in _option(raw, name, str).split(",") if item.strip())
+    for item in items:
+        if item != "*" and not pattern.match(item):
+            raise Blocked(f"config option {name} holds an invalid entry; use a comma-separated list")
+    return items
+
+
+def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
+    """Validate every option; raises Blocked naming the first bad one."""
+    return CharmConfig(
+        port=_int_in_range(raw, "mlflow_port", 1024, 65535),
+        bucket=_bucket(raw),
+        create_bucket=_option(raw, "create_default_artifact_root_if_missing", bool),
+        serve_artifacts=_option(raw, "serve_artifacts", bool),
+        workers=_int_in_range(raw, "workers", 1, 64),
+        nodeport_enabled=_option(raw, "enable_mlflow_nodeport", bool),
+        nodeport=_int_in_range(raw, "mlflow_nodeport", 30000, 32767),
+        allowed_hosts=_list(raw, "allowed_hosts", _HOST_PATTERN),
+        cors_allowed_origins=_list(raw, "cors_allowed_origins", _ORIGIN),
+    )

@@ -1,0 +1,27 @@
+"""The oci-image resource: where Juju tells the charm which image to run."""
+
+from typing import Dict
+
+import yaml
+
+from problems import Blocked
+
+RESOURCE = "oci-image"
+
+
+def read_image_details(resources) -> Dict[str, str]:
+    """The pod spec's imageDetails, from the resource file Juju hands out."""
+    from ops.model import ModelError
+
+    try:
+        path = resources.fetch(RESOURCE)
+        details = yaml.safe_load(path.read_text())
+        image = {"imagePath": details["registrypath"]}
+    except (ModelError, NameError, OSError, yaml.YAMLError, TypeError, KeyError):
+        raise Blocked(f"missing or unreadable {RESOURCE} resource: run `juju attach-resource <app> {RESOURCE}=<image>`")
+    if not isinstance(image["imagePath"], str) or not image["imagePath"]:
+        raise Blocked(f"the {RESOURCE} resource names no image: run `juju attach-resource <app> {RESOURCE}=<image>`")
+    for key in ("username", "password"):
+        if details.get(key):
+            image[key] = str(details[key])
+    return image

@@ -1,0 +1,41 @@
+"""Ask Kubernetes whether the MLflow pod is ready: the charm's only Kubernetes I/O.
+
+Pod-spec charms hand the pod to Juju, so the charm cannot see the workload
+itself; the operator pod's service account may read pods of its namespace.
+"""
+
+import logging
+
+from problems import Waiting
+
+# httpx logs every request line at INFO; the charm reports outcomes itself.
+for _name in ("httpx", "httpcore", "lightkube"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+TIMEOUT_SECONDS = 5
+
+
+def _is_ready(pod) -> bool:
+    if pod.metadata.deletionTimestamp is not None or pod.status is None:
+        return False
+    conditions = pod.status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def check_pod_ready(app: str, namespace: str) -> None:
+    """Return when a workload pod of `app` is Ready; raise Waiting otherwise."""
+    try:
+        from lightkube import Client
+        from lightkube.resources.core_v1 import Pod
+
+        client = Client(namespace=namespace, timeout=TIMEOUT_SECONDS)
+        pods = list(client.list(Pod, namespace=namespace, labels={"app.kubernetes.io/name": app}))
+    except Exception as e:  # noqa: BLE001 - no kubeconfig, RBAC, DNS, timeouts: all mean "cannot tell"
+        raise Waiting(
+            f"cannot ask the Kubernetes API whether the MLflow pod is ready ({type(e).__name__}); "
+            "re-checked on update-status"
+        )
+    if not pods:
+        raise Waiting("waiting for Kubernetes to create the MLflow pod")
+    if not any(_is_ready(pod) for pod in pods):
+        raise Waiting("waiting for the MLflow pod to pass its /health readiness probe")

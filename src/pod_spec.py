@@ -1,0 +1,91 @@
+"""Render templates/ into the pod spec: pure, so equal inputs give equal bytes."""
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping
+
+import jinja2
+
+import mlflow_workload as workload
+from charm_config import CharmConfig
+from relation_data import Database, ObjectStorage
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class PodSpecInputs:
+    app: str
+    model: str
+    image: Mapping[str, str]
+    config: CharmConfig
+    database: Database
+    storage: ObjectStorage
+
+
+def secret_names(app: str) -> Dict[str, str]:
+    return {
+        "db": f"{app}-db",
+        "minio": f"{app}-minio",
+        "seldon": f"{app}-seldon-init-container-s3-credentials",
+    }
+
+
+def nodeport_service_name(app: str) -> str:
+    return f"{app}-nodeport"
+
+
+def _tojson(value: Any) -> str:
+    # Sorted, ASCII-only JSON is valid YAML and byte-stable across processes.
+    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode("utf-8")).decode("ascii")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - renders YAML, not HTML; values go through tojson
+        keep_trailing_newline=True,
+    )
+    env.filters["tojson"] = _tojson
+    env.filters["b64"] = _b64
+    return env
+
+
+def _secrets(inputs: PodSpecInputs) -> List[Dict[str, Any]]:
+    names = secret_names(inputs.app)
+    backend_store = {"MLFLOW_BACKEND_STORE_URI": workload.backend_store_uri(inputs.database)}
+    return [
+        {"name": names["db"], "env": True, "data": backend_store},
+        {"name": names["minio"], "env": True, "data": workload.s3_credentials_env(inputs.storage)},
+        {"name": names["seldon"], "env": False, "data": workload.seldon_rclone_env(inputs.storage)},
+    ]
+
+
+def render_pod_spec(inputs: PodSpecInputs) -> str:
+    """The pod spec as YAML text; hash it to know whether it changed."""
+    config = inputs.config
+    nodeport = {"name": nodeport_service_name(inputs.app), "port": config.nodeport} if config.nodeport_enabled else None
+    return (
+        _environment()
+        .get_template("pod_spec.yaml.j2")
+        .render(
+            app=inputs.app,
+            container=workload.CONTAINER,
+            image=dict(inputs.image),
+            port=config.port,
+            command=workload.server_command(config),
+            env=workload.server_env(config, inputs.storage, inputs.app, inputs.model),
+            secrets=_secrets(inputs),
+            db_secret=secret_names(inputs.app)["db"],
+            db_upgrade_script=(TEMPLATES / "db_upgrade.py").read_text(),
+            health_path=workload.HEALTH_PATH,
+            nodeport=nodeport,
+        )
+    )

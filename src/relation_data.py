@@ -1,0 +1,244 @@
+"""The peers' relation data: read, validate and parse it; write ours.
+
+Shapes are those of ../shared/CONTRACTS.md. Whatever a peer sends, these
+functions either return a small typed value or raise a Problem whose message
+names the relation, the field and the fix, never a value a peer sent (values
+can be keys and passwords).
+
+object-storage and ingress are negotiated with serialized-data-interface
+(SDI), imported only when a hook reads them: it pulls in jsonschema and
+requests, which no-op hooks need not pay for.
+"""
+
+import copy
+import functools
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import yaml
+
+from problems import Blocked, Waiting
+
+DB = "db"
+OBJECT_STORAGE = "object-storage"
+INGRESS = "ingress"
+POD_DEFAULTS = "pod-defaults"
+
+# The application names the Charmed Kubeflow tutorial deploys, for the
+# `juju relate` command a Blocked status suggests.
+_RELATE = {
+    DB: "juju relate mlflow-db {app}",
+    OBJECT_STORAGE: "juju relate minio {app}",
+    INGRESS: "juju relate istio-pilot {app}",
+    POD_DEFAULTS: "juju relate {app} admission-webhook",
+}
+_PEER = {DB: "mlflow-db (mariadb)", OBJECT_STORAGE: "minio", INGRESS: "istio-pilot", POD_DEFAULTS: "admission-webhook"}
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
+_DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
+_DB_FIELDS = ("database", "host", "port", "user", "password")
+_VERSIONS_KEY = "_supported_versions"
+
+
+@dataclass(frozen=True)
+class ObjectStorage:
+    """What minio sends over object-storage."""
+
+    access_key: str
+    secret_key: str
+    service: str
+    port: int
+    namespace: Optional[str]
+    secure: bool
+
+
+@dataclass(frozen=True)
+class Database:
+    """What mariadb sends over db (its root password is never kept)."""
+
+    host: str
+    port: int
+    name: str
+    user: str
+    password: str
+
+
+def missing_relations(endpoints: List[str], app_name: str) -> Optional[Blocked]:
+    """One Blocked naming every missing relation and the command that adds it."""
+    if not endpoints:
+        return None
+    commands = ", ".join(f"`{_RELATE[e].format(app=app_name)}`" for e in endpoints)
+    return Blocked(f"missing relation{'s' if len(endpoints) > 1 else ''} {', '.join(endpoints)}: run {commands}")
+
+
+def _remote_name(relation) -> str:
+    app = getattr(relation, "app", None)
+    return app.name if app is not None and app.name else _PEER[relation.name]
+
+
+# --- SDI endpoints -----------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _sdi_metadata(charm_dir: str) -> Dict[str, Any]:
+    # SDI's own get_interfaces reads metadata.yaml from the working directory;
+    # the charm directory is where Juju (and Scenario) put it.
+    with open(Path(charm_dir) / "metadata.yaml") as f:
+        return yaml.safe_load(f)["requires"]
+
+
+def _sdi(charm, endpoint: str):
+    from serialized_data_interface import SerializedDataInterface
+
+    declared = _sdi_metadata(str(charm.charm_dir))[endpoint]
+    return SerializedDataInterface(
+        charm, endpoint, copy.deepcopy(declared["schema"]), set(declared["versions"]), "requires"
+    )
+
+
+def send_versions(charm, relation) -> None:
+    """Leader: list our schema versions in our app bag, writing only on change."""
+    declared = _sdi_metadata(str(charm.charm_dir))[relation.name]
+    set_if_changed(relation.data[charm.app], _VERSIONS_KEY, yaml.safe_dump(list(declared["versions"])))
+
+
+def _negotiated_version(sdi, relation) -> str:
+    from serialized_data_interface import errors
+
+    peer = _remote_name(relation)
+    try:
+        return sdi.get_version(relation)
+    except errors.UnversionedRelation:
+        raise Waiting(f"waiting for {peer} to list its {relation.name} schema versions")
+    except errors.IncompatibleVersionsError:
+        raise Blocked(
+            f"{peer} shares no {relation.name} schema version with this charm "
+            f"(it speaks {', '.join(sorted(str(v) for v in sdi.versions))}): upgrade {peer}"
+        )
+    except Exception:  # noqa: BLE001 - any malformed version list is the peer's fault
+        raise Blocked(f"{peer} sent an unreadable {_VERSIONS_KEY} list on {relation.name}: it must be a YAML list")
+
+
+def _field_of(error: Exception) -> str:
+    """The failing field of a jsonschema error, without the value that failed."""
+    cause = error.__cause__
+    path = [str(p) for p in getattr(cause, "path", [])]
+    validator = getattr(cause, "validator", None)
+    if validator == "required":
+        # "'x' is a required property": the name comes from our own schema.
+        missing = re.findall(r"'([^']{1,64})' is a required property", str(getattr(cause, "message", "")))
+        return f"missing field {missing[0]!r}" if missing else "a required field is missing"
+    if path:
+        return f"field {path[0][:64]!r} fails {validator}"
+    return f"data fails {validator}" if validator else "data is not valid YAML"
+
+
+def _peer_data(charm, relation) -> Dict[str, Any]:
+    """The remote app's SDI payload, validated against the negotiated version."""
+    from serialized_data_interface import errors
+
+    if relation.app is None:
+        raise Waiting(f"waiting for the remote application to join {relation.name}")
+    sdi = _sdi(charm, relation.name)
+    _negotiated_version(sdi, relation)
+    peer = _remote_name(relation)
+    try:
+        return sdi.unwrap(relation).get(relation.app) or {}
+    except (errors.RelationDataError, errors.RelationParseError) as e:
+        raise Blocked(f"{peer} sent invalid {relation.name} data ({_field_of(e)}): check {peer}'s config")
+    except Exception:  # noqa: BLE001 - e.g. data that is YAML but not a mapping
+        raise Blocked(f"{peer} sent unreadable {relation.name} data: it must be one YAML mapping")
+
+
+def read_object_storage(charm, relation) -> ObjectStorage:
+    """Parse minio's object-storage data; Waiting until it has sent it."""
+    data = _peer_data(charm, relation)
+    peer = _remote_name(relation)
+    if not data:
+        raise Waiting(f"waiting for {peer} to send object-storage data")
+    port = data["port"]
+    if isinstance(port, bool) or not float(port).is_integer() or not 1 <= port <= 65535:
+        raise Blocked(f"{peer} sent an invalid object-storage port: it must be a whole number 1-65535")
+    service, namespace = data["service"], data.get("namespace")
+    if not _DNS_LABEL.match(service):
+        raise Blocked(f"{peer} sent an invalid object-storage service: it must be a Kubernetes service name")
+    if namespace is not None and not _DNS_LABEL.match(namespace):
+        raise Blocked(f"{peer} sent an invalid object-storage namespace: it must be a Kubernetes namespace name")
+    for field in ("access-key", "secret-key"):
+        if not data[field]:
+            raise Blocked(f"{peer} sent an empty {field} on object-storage: set minio's {field} config")
+    return ObjectStorage(
+        access_key=data["access-key"],
+        secret_key=data["secret-key"],
+        service=service,
+        port=int(port),
+        namespace=namespace,
+        secure=data["secure"],
+    )
+
+
+def ingress_version(charm, relation) -> str:
+    """The ingress schema version istio-pilot and this charm agree on."""
+    if relation.app is None:
+        raise Waiting("waiting for the remote application to join ingress")
+    return _negotiated_version(_sdi(charm, INGRESS), relation)
+
+
+def send_ingress(charm, relation, version: str, request: Mapping[str, Any]) -> None:
+    """Leader: write our ingress request, validated against the agreed version."""
+    import jsonschema
+
+    schema = _sdi_metadata(str(charm.charm_dir))[INGRESS]["schema"][version]["requires"]
+    jsonschema.validate(instance=dict(request), schema=schema)
+    set_if_changed(relation.data[charm.app], "data", yaml.safe_dump(dict(request), sort_keys=True))
+
+
+# --- db (mysql, not SDI) -----------------------------------------------------
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(_HOST_NAME.match(host))
+
+
+def read_database(relation) -> Database:
+    """Parse the first mariadb unit bag that holds every field; Waiting until one does."""
+    peer = _remote_name(relation)
+    bags: List[Mapping[str, str]] = [relation.data[unit] for unit in sorted(relation.units, key=lambda u: u.name)]
+    complete = [bag for bag in bags if all(bag.get(field) for field in _DB_FIELDS)]
+    if not complete:
+        have = set().union(*({k for k in _DB_FIELDS if bag.get(k)} for bag in bags)) if bags else set()
+        missing = ", ".join(f for f in _DB_FIELDS if f not in have)
+        raise Waiting(f"waiting for {peer} to send db data (missing: {missing})")
+    bag = complete[0]
+    if not bag["port"].isdigit() or not 1 <= int(bag["port"]) <= 65535:
+        raise Blocked(f"{peer} sent an invalid db port: it must be a number 1-65535")
+    if not _valid_host(bag["host"]):
+        raise Blocked(f"{peer} sent an invalid db host: it must be a host name or IP address")
+    if not _DATABASE_NAME.match(bag["database"]):
+        raise Blocked(f"{peer} sent an unusable database name: set mariadb's database config to letters, digits, _ $ -")
+    return Database(
+        host=bag["host"], port=int(bag["port"]), name=bag["database"], user=bag["user"], password=bag["password"]
+    )
+
+
+# --- pod-defaults (not SDI) --------------------------------------------------
+
+
+def publish_pod_defaults(charm, relation, pod_defaults: Mapping[str, Any]) -> None:
+    """Leader: the admission-webhook reads one JSON key from our app bag."""
+    set_if_changed(relation.data[charm.app], "pod-defaults", json.dumps(pod_defaults, sort_keys=True))
+
+
+def set_if_changed(bag, key: str, value: str) -> None:
+    """Every relation-set is a hook tool call; skip the ones that change nothing."""
+    if bag.get(key) != value:
+        bag[key] = value

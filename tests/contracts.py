@@ -1,0 +1,32 @@
+"""Relation data exactly as ../shared/CONTRACTS.md gives it, for every test layer.
+
+Strings are copied byte for byte; where the contract shows a placeholder
+(mariadb's `10.152.183.x`) one concrete address stands in.
+"""
+
+MINIO_APP_DATA = {
+    "_supported_versions": "- v1\n",
+    "data": "access-key: minio\nnamespace: kubeflow\nport: 9000\nsecret-key: minio123\nsecure: false\nservice: minio\n",
+}
+MINIO_SECRET_KEY = "minio123"
+
+MARIADB_UNIT_DATA = {
+    "database": "database",
+    "host": "10.152.183.27",
+    "port": "3306",
+    "user": "mysql",
+    "password": "password",
+    "root_password": "root",
+}
+
+ISTIO_PILOT_APP_DATA = {"_supported_versions": "- v1\n- v2\n"}
+
+# admission-webhook reads our bag and writes nothing of its own.
+ADMISSION_WEBHOOK_APP_DATA: dict = {}
+
+# The ingress request the charm sends, per CONTRACTS.md.
+INGRESS_V1_DATA = "port: 5000\nprefix: /mlflow/\nrewrite: /\nservice: mlflow-server\n"
+
+MODEL = "kubeflow"
+APP = "mlflow-server"
+IMAGE = "docker.io/charmedkubeflow/mlflow:2.22.0-5be7a7a"
