@@ -217,7 +217,9 @@ def read_database(relation) -> Database:
     if not complete:
         have = set().union(*({k for k in _DB_FIELDS if bag.get(k)} for bag in bags)) if bags else set()
         missing = ", ".join(f for f in _DB_FIELDS if f not in have)
-        raise Waiting(f"waiting for {peer} to send db data (missing: {missing})")
+        # Every field sent, but split across units: say so rather than "missing: ".
+        detail = f"missing: {missing}" if missing else f"no unit has sent all of {', '.join(_DB_FIELDS)}"
+        raise Waiting(f"waiting for {peer} to send db data ({detail})")
     bag = complete[0]
     if not bag["port"].isdigit() or not 1 <= int(bag["port"]) <= 65535:
         raise Blocked(f"{peer} sent an invalid db port: it must be a number 1-65535")
