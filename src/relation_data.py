@@ -138,6 +138,16 @@ def _field_of(error: Exception) -> str:
     return f"data fails {validator}" if validator else "data is not valid YAML"
 
 
+def _has_yaml_aliases(text: str) -> bool:
+    """Aliases let a few lines of YAML stand for billions of values ("billion laughs"):
+    jsonschema's error message would repr them all, hanging the hook until it is
+    killed for memory. No peer needs them; the event stream shows them unexpanded."""
+    try:
+        return any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return False  # not YAML at all: SDI reports that
+
+
 def _peer_data(charm, relation) -> Dict[str, Any]:
     """The remote app's SDI payload, validated against the negotiated version."""
     from serialized_data_interface import errors
@@ -147,6 +157,8 @@ def _peer_data(charm, relation) -> Dict[str, Any]:
     sdi = _sdi(charm, relation.name)
     _negotiated_version(sdi, relation)
     peer = _remote_name(relation)
+    if _has_yaml_aliases(relation.data[relation.app].get("data") or ""):
+        raise Blocked(f"{peer} sent {relation.name} data with YAML aliases: it must be plain YAML, no & or *")
     try:
         return sdi.unwrap(relation).get(relation.app) or {}
     except (errors.RelationDataError, errors.RelationParseError) as e:
