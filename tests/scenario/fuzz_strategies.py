@@ -57,6 +57,7 @@ ODD_STRINGS = [
     "&anchor x",
     "*alias",
     "!!python/object:os.system ls",
+    "a: &a [x, x, x]\nb: &b [*a, *a, *a]\naccess-key: *b\n",
     "%YAML 9.9\n---\n",
     "\x00",
     "\u202eevil",

@@ -81,6 +81,20 @@ def test_minio_back_after_an_outage_reaches_active(ctx, tmp_path):
     assert up.unit_status == scenario.ActiveStatus()
 
 
+def test_yaml_alias_bomb_from_minio_is_blocked_not_expanded(ctx, tmp_path):
+    """A few lines of YAML anchors stand for 10^7 values; expanding them (in a validation
+    error message) took seconds per level and gigabytes: at 9 levels the hook would be killed."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    data = "\n".join(lines) + "\naccess-key: *l6\nsecret-key: k\nservice: minio\nport: 9000\nsecure: false\n"
+    rel = world.relation("object-storage", remote_app_data={"_supported_versions": "- v1\n", "data": data})
+    out = run(ctx, world.with_relation(world.state(tmp_path), rel))
+    assert out.unit_status.name == "blocked"
+    assert out.unit_status.message == (
+        "minio sent object-storage data with YAML aliases: it must be plain YAML, no & or *"
+    )
+
+
 # --- Kubernetes API -------------------------------------------------------------
 
 
