@@ -115,7 +115,7 @@ def mutated(valid_fields: dict, wrong_fields: dict, max_mutations: int = 3):
     def build(draw):
         fields = {name: draw(valid) for name, valid in valid_fields.items()}
         for name in draw(st.sets(st.sampled_from(sorted(wrong_fields)), max_size=max_mutations)):
-            fields[name] = draw(st.one_of(wrong_fields[name], yaml_value, st.just(MISSING)))
+            fields[name] = draw(mostly(wrong_fields[name], yaml_value, st.just(MISSING), valid_in_10=7))
         if draw(st.integers(0, 9)) == 0:
             fields.update(draw(st.dictionaries(odd_text, yaml_value, max_size=2)))
         return fields
@@ -144,6 +144,17 @@ def sdi_versions(valid):
 
 # --- object-storage (minio, SDI v1) -------------------------------------------
 
+# Hand-picked wrong values per field: the fuzz draws from them, and
+# test_every_single_wrong_field tries each one alone in otherwise valid data.
+OBJECT_STORAGE_WRONG = {
+    "access-key": ["", " ", 0, None, ["minio"]],
+    "secret-key": ["", " ", 0, None, {"a": 1}, "ünï ✓ 秘密", HUGE],
+    "service": ["MINIO", "-minio", "minio-", "a" * 64, "10", "1.2", "minio.kubeflow", "mínio", "", 7, None],
+    "port": [0, -1, 65535, 65536, 9000.0, 9000.5, "9000", True, None, 10**400, -(10**400), float("inf"), float("nan")],
+    "namespace": ["Kubeflow", "kube_flow", "", "a" * 64, 7, [], "kubeflow\n"],
+    "secure": [True, "false", 0, None, "yes"],
+}
+
 object_storage_fields = mutated(
     {
         "access-key": st.sampled_from(["minio", "AKIA-fuzz"]),
@@ -154,17 +165,17 @@ object_storage_fields = mutated(
         "secure": st.just(False),
     },
     {
-        "access-key": st.just(""),
-        "secret-key": secret_value,
-        "service": st.sampled_from(["MINIO", "-minio", "minio-", "a" * 64, "10", "1.2", "minio.kubeflow", "mínio", ""]),
+        "access-key": st.sampled_from(OBJECT_STORAGE_WRONG["access-key"]),
+        "secret-key": st.one_of(st.sampled_from(OBJECT_STORAGE_WRONG["secret-key"]), secret_value),
+        "service": st.sampled_from(OBJECT_STORAGE_WRONG["service"]),
         "port": st.one_of(
+            st.sampled_from(OBJECT_STORAGE_WRONG["port"]),
             st.integers(-(2**70), 2**70),
             st.integers(10**300, 10**400),
             st.floats(allow_nan=True, allow_infinity=True),
-            st.sampled_from([0, 65535, 65536, 9000.0, 9000.5, "9000", True]),
         ),
-        "namespace": st.sampled_from(["Kubeflow", "kube_flow", "", "a" * 64, 7]),
-        "secure": st.sampled_from([True, "false", 0, None]),
+        "namespace": st.sampled_from(OBJECT_STORAGE_WRONG["namespace"]),
+        "secure": st.sampled_from(OBJECT_STORAGE_WRONG["secure"]),
     },
 )
 
@@ -193,6 +204,15 @@ object_storage_bag = st.builds(
 
 # --- db (mariadb unit bags, strings) -----------------------------------------
 
+DB_WRONG = {
+    "database": ["", " ", "bad name", "a" * 65, "db;drop", "dätabase", "db\n"],
+    "host": ["", " ", "bad host!", "[::1]", "-x", "a" * 300, "10.0.0.999", "fe80::1%eth0", "h\n", "ħost"],
+    "port": ["", " ", "0", "65536", "-1", "3306.0", " 3306", "3306\n", "abc", "²", "٣٣٠٦", "9" * 400, "0x10", "1e3"],
+    "user": ["", " ", "ü", "u\n", HUGE],
+    "password": ["", " ", "ünï ✓ 秘密", HUGE],
+    "root_password": ["", HUGE],
+}
+
 db_unit_bag = mutated(
     {
         "database": st.sampled_from(["database", "mlflow", "a$b-c_d"]),
@@ -203,16 +223,10 @@ db_unit_bag = mutated(
         "root_password": distinctive_secret,
     },
     {
-        "database": st.one_of(st.sampled_from(["", "bad name", "a" * 65, "db;drop"]), odd_text),
-        "host": st.one_of(
-            st.sampled_from(["", "bad host!", "[::1]", "-x", "a" * 300, "10.0.0.999", "fe80::1%eth0"]), odd_text
-        ),
-        "port": st.one_of(
-            st.sampled_from(["", "0", "65536", "-1", "3306.0", " 3306", "abc", "²", "٣٣٠٦", "9" * 400, "0x10", "1e3"]),
-            st.integers(-5, 70000).map(str),
-            odd_text,
-        ),
-        "user": st.one_of(st.just(""), odd_text),
+        "database": st.one_of(st.sampled_from(DB_WRONG["database"]), odd_text),
+        "host": st.one_of(st.sampled_from(DB_WRONG["host"]), odd_text),
+        "port": st.one_of(st.sampled_from(DB_WRONG["port"]), st.integers(-5, 70000).map(str), odd_text),
+        "user": st.one_of(st.sampled_from(DB_WRONG["user"]), odd_text),
         "password": secret_value,
         "root_password": secret_value,
     },
@@ -243,8 +257,28 @@ pod_defaults_bag = mostly(
 
 # --- config ------------------------------------------------------------------
 
+CONFIG_WRONG = {
+    "mlflow_port": [0, 1023, 65536, -1, 2**63 - 1],
+    "default_artifact_root": [
+        "",
+        "mlflow\n",
+        "s3://mlflow",
+        "ML",
+        "ab",
+        "a" * 64,
+        "xn--x",
+        "x-s3alias",
+        "10.0.0.1",
+        "a..b",
+    ],
+    "workers": [0, 65, -(2**63)],
+    "mlflow_nodeport": [29999, 32768, 0],
+    "allowed_hosts": ["a b", "ho\nst,x", "ħost", "x" * 300, "*,a b", "a/b"],
+    "cors_allowed_origins": ["ftp://x", "http://", "http://a b", "http://a\nb", "x.example.com"],
+}
 config_int = st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-2, 70000))
 config_text = st.one_of(
+    st.sampled_from(CONFIG_WRONG["default_artifact_root"] + CONFIG_WRONG["allowed_hosts"]),
     st.sampled_from(["mlflow", "*", "", " , ,", "a,b", "s3://mlflow", "ML", "ab", "a" * 64, "xn--bucket", "10.0.0.1"]),
     st.sampled_from(["http://10.64.140.43.nip.io", "http://a,https://b", "ftp://x", "host:80,*", "a b", "x://u:p@h"]),
     odd_text,

@@ -19,7 +19,13 @@ import hypothesis
 import pytest
 import scenario
 import world
+import yaml
+from contracts import MARIADB_UNIT_DATA, MINIO_APP_DATA
 from fuzz_strategies import (
+    CONFIG_WRONG,
+    DB_WRONG,
+    MISSING,
+    OBJECT_STORAGE_WRONG,
     assert_human_status,
     config,
     db_units,
@@ -95,7 +101,8 @@ def _run(ctx, state, event_name, endpoint):
     out = ctx.run(_event(ctx, event_name, state, endpoint), state)
     assert_human_status(out.unit_status)
     # --hypothesis-show-statistics shows how deep the cases got
-    hypothesis.event(f"{out.unit_status.name}: {out.unit_status.message[:100]}")
+    if hypothesis.control.currently_in_test_context():
+        hypothesis.event(f"{out.unit_status.name}: {out.unit_status.message[:100]}")
     return out
 
 
@@ -205,3 +212,45 @@ def test_fuzz_action(ctx, fuzz_world, fuzz_cases, bag, present, leader):
     results = ctx.action_results
     assert set(results) == {"access-key", "secret-access-key"}
     assert results["access-key"] and results["secret-access-key"]
+
+
+def _single_wrong_fields():
+    for field, values in sorted(OBJECT_STORAGE_WRONG.items()):
+        for value in [*values, MISSING]:
+            yield "object-storage", field, value
+    for field, values in sorted(DB_WRONG.items()):
+        for value in [*values, MISSING]:
+            yield "db", field, value
+    for option, values in sorted(CONFIG_WRONG.items()):
+        for value in values:
+            yield "config", option, value
+
+
+def test_every_single_wrong_field(ctx, fuzz_world, fuzz_cases):
+    """Each hand-picked wrong value alone in the contract's otherwise valid data: a readable status, no error.
+
+    A wrong config option must be Blocked naming the option."""
+    minio = yaml.safe_load(MINIO_APP_DATA["data"])
+    failures = []
+    for endpoint, field, value in _single_wrong_fields():
+        fuzz_cases()
+        if endpoint == "object-storage":
+            data = {**minio, field: value}
+            data = {k: v for k, v in data.items() if v is not MISSING}
+            rel = world.relation(
+                endpoint, remote_app_data={**MINIO_APP_DATA, "data": yaml.safe_dump(data, allow_unicode=True)}
+            )
+        elif endpoint == "config":
+            out = _run(ctx, dataclasses.replace(fuzz_world, config={field: value}), "config_changed", None)
+            if out.unit_status.name != "blocked" or field not in out.unit_status.message:
+                failures.append(f"config {field}={value!r} not Blocked naming it: {out.unit_status}")
+            continue
+        else:
+            bag = {**MARIADB_UNIT_DATA, field: value}
+            rel = world.relation(endpoint, remote_units_data={0: {k: v for k, v in bag.items() if v is not MISSING}})
+        try:
+            _run(ctx, world.with_relation(fuzz_world, rel), "config_changed", endpoint)
+        except Exception as e:
+            shown = repr(value) if len(repr(value)) < 80 else repr(value)[:77] + "..."
+            failures.append(f"{endpoint} {field}={shown}: {str(e)[:300]}")
+    assert not failures, "\n".join(failures)
