@@ -94,3 +94,4 @@ def test_upgrade_with_an_event_deferred_by_the_old_code(ctx, tmp_path, pod_specs
     out = ctx.run(ctx.on.upgrade_charm(), state)
     assert out.unit_status == scenario.ActiveStatus()
     assert len(pod_specs) == 1
+    assert out.deferred == []  # the orphaned notice is dropped, not re-emitted forever
