@@ -179,4 +179,6 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.section("fuzzing")
         for name, n in sorted(counts.items()):
             terminalreporter.write_line(f"{n:6d}  {name}")
-        terminalreporter.write_line(f"{sum(counts.values()):6d}  generated cases in total, each run through the charm")
+        terminalreporter.write_line(
+            f"{sum(counts.values()):6d}  cases in total (generated and hand-picked), each run through the charm"
+        )
