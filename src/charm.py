@@ -116,7 +116,7 @@ class MlflowServerCharm(CharmBase):
         missing = [ep for ep in ENDPOINTS if not relations[ep]]
         storage, storage_problem = self._read(self._object_storage, relations[peers.OBJECT_STORAGE])
         database, db_problem = self._read(peers.read_database, relations[peers.DB])
-        self._publish_pod_defaults(config, storage, relations[peers.POD_DEFAULTS])
+        self._publish_pod_defaults(config, storage, relations[peers.POD_DEFAULTS], keep=storage_problem is not None)
         ingress_problem = self._publish_ingress(config, relations[peers.INGRESS])
         problem = first_problem(
             peers.missing_relations(missing, self.app.name), storage_problem, db_problem, ingress_problem
@@ -143,10 +143,13 @@ class MlflowServerCharm(CharmBase):
 
     # --- apply ------------------------------------------------------------
 
-    def _publish_pod_defaults(self, config: CharmConfig, storage, relations: List[Relation]) -> None:
+    def _publish_pod_defaults(self, config: CharmConfig, storage, relations: List[Relation], keep: bool) -> None:
+        """Always leave the key in place (the webhook indexes it); with `keep`,
+        minio's data is unusable right now, so what was published stands."""
         payload = workload.pod_defaults(config, storage, self.app.name, self.model.name)
         for relation in relations:
-            peers.publish_pod_defaults(self, relation, payload)
+            if not (keep and relation.data[self.app].get("pod-defaults")):
+                peers.publish_pod_defaults(self, relation, payload)
 
     def _publish_ingress(self, config: CharmConfig, relations: List[Relation]) -> Optional[Problem]:
         problems = []

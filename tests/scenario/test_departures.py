@@ -78,3 +78,13 @@ def test_mariadb_unit_departing_waits_for_new_data(ctx, settled, pod_specs):
     assert state.unit_status.name == "waiting"
     assert "mlflow-db" in state.unit_status.message
     assert len(pod_specs) == 1
+
+
+def test_malformed_minio_data_keeps_the_published_keys(ctx, settled, pod_specs):
+    before = world.bag(settled, "pod-defaults")
+    broken = {"_supported_versions": "- v1\n", "data": "access-key: minio\nport: nine\n"}
+    state = world.update_relation(settled, "object-storage", remote_app_data=broken)
+    state = ctx.run(ctx.on.relation_changed(state.get_relation(world.RELATION_IDS["object-storage"])), state)
+    assert isinstance(state.unit_status, BlockedStatus) and "invalid object-storage data" in state.unit_status.message
+    assert world.bag(state, "pod-defaults") == before
+    assert len(pod_specs) == 1
