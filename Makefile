@@ -30,5 +30,9 @@ test: $(TOX)
 lint: $(TOX)
 	$(TOX) -e lint
 
+# pytest-operator on a real Juju 2.9 + MicroK8s; skips, saying why, without one.
+integration: $(TOX)
+	$(TOX) -e integration
+
 clean:
 	rm -rf .cache .tox
