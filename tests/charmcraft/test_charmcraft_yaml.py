@@ -68,8 +68,9 @@ def test_build_plan_is_one_ubuntu_20_04_amd64_charm(load_project):
     platforms = project.model_dump(mode="json", by_alias=True)["platforms"]
     plan = craft_platforms.charm.get_platforms_charm_build_plan(base=project.base, platforms=platforms)
 
-    assert [(str(b.build_base), str(b.build_on), str(b.build_for)) for b in plan] == [
-        ("ubuntu@20.04", "amd64", "amd64")
+    # One charm, mlflow-server_amd64.charm (charmcraft names it <name>_<platform>.charm).
+    assert [(b.platform, str(b.build_base), str(b.build_on), str(b.build_for)) for b in plan] == [
+        ("amd64", "ubuntu@20.04", "amd64", "amd64")
     ]
 
 

@@ -41,7 +41,7 @@ CLUTTER = (
     ".ruff_cache/CACHEDIR.TAG",
     ".hypothesis/examples/x",
     "build/charm/x",
-    "mlflow-server_ubuntu-20.04-amd64.charm",
+    "mlflow-server_amd64.charm",
     "bench/results.json",
     "demo/notebook.ipynb",
     "venv/lib/x",

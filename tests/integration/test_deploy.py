@@ -2,7 +2,7 @@
 
     tox -e integration                      # a fresh model; deploys the Kubeflow peers it lacks
     tox -e integration -- --model kubeflow  # next to an existing Kubeflow (the model is kept)
-    MLFLOW_CHARM=./mlflow-server_ubuntu-20.04-amd64.charm tox -e integration   # skip the build
+    MLFLOW_CHARM=./mlflow-server_amd64.charm tox -e integration   # skip the build
 
 The charm is built with `charmcraft pack` (or taken from MLFLOW_CHARM) and
 deployed with the oci-image of metadata.yaml's upstream-source, next to
