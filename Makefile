@@ -14,10 +14,10 @@ ifneq ($(PY38),)
 export PATH := $(dir $(PY38)):$(PATH)
 TEST_ENVS :=
 else
-TEST_ENVS := -e lint,py38-compat,tests
+TEST_ENVS := -e lint,py38-compat,tests,charmcraft
 endif
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint integration clean
 
 $(TOX):
 	$(PYTHON) -m venv $(BOOTSTRAP)

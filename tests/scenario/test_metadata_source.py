@@ -6,6 +6,7 @@ actions.yaml (the files Juju 2.9 reads) stay the ones every test runs against.
 """
 
 import scenario
+
 import world
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytest.importorskip("charmcraft", reason="charmcraft lives in its own env: run `tox -e charmcraft`")
+pytest.importorskip("charmcraft.models.project", reason="charmcraft lives in its own env: run `tox -e charmcraft`")
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("charmcraft.yaml", "metadata.yaml", "config.yaml", "actions.yaml", "requirements.txt")

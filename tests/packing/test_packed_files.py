@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("charmcraft", reason="charmcraft lives in its own env: run `tox -e charmcraft`")
+pytest.importorskip("charmcraft.models.project", reason="charmcraft lives in its own env: run `tox -e charmcraft`")
 
 ROOT = Path(__file__).resolve().parents[2]
 
