@@ -8,8 +8,8 @@ The charm is built with `charmcraft pack` (or taken from MLFLOW_CHARM) and
 deployed with the oci-image of metadata.yaml's upstream-source, next to
 charmed-osm-mariadb-k8s as mlflow-db. minio, istio-pilot (with its ingress
 gateway) and admission-webhook are used when the model has them, deployed from
-the Charmed Kubeflow 1.6 channels (the last release for Juju 2.9 pod-spec
-deployments) when it does not. Skipped, with the reason, where no Juju 2.9
+the Charmed Kubeflow 1.6 channels (the release the tutorial was written for,
+on Juju 2.9) when it does not. Skipped, with the reason, where no Juju 2.9
 controller answers (see conftest.py).
 """
 
