@@ -14,10 +14,10 @@ ifneq ($(PY38),)
 export PATH := $(dir $(PY38)):$(PATH)
 TEST_ENVS :=
 else
-TEST_ENVS := -e lint,py38-compat,tests
+TEST_ENVS := -e lint,py38-compat,tests,charmcraft
 endif
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint integration clean
 
 $(TOX):
 	$(PYTHON) -m venv $(BOOTSTRAP)
@@ -29,6 +29,10 @@ test: $(TOX)
 
 lint: $(TOX)
 	$(TOX) -e lint
+
+# pytest-operator on a real Juju 2.9 + MicroK8s; skips, saying why, without one.
+integration: $(TOX)
+	$(TOX) -e integration
 
 clean:
 	rm -rf .cache .tox
