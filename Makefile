@@ -3,6 +3,9 @@
 # and tox builds every other environment from the pinned requirements.
 
 PYTHON ?= python3
+# Resolved now: the PATH change below would make `python3` pyenv's 3.8,
+# which the pinned tox does not install on.
+BOOTSTRAP_PYTHON := $(shell command -v $(PYTHON))
 BOOTSTRAP := .cache/bootstrap
 TOX := $(BOOTSTRAP)/bin/tox
 
@@ -20,7 +23,7 @@ endif
 .PHONY: demo test lint integration clean
 
 $(TOX):
-	$(PYTHON) -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP_PYTHON) -m venv $(BOOTSTRAP)
 	$(BOOTSTRAP)/bin/pip install --quiet --disable-pip-version-check tox==4.67.13
 
 test: $(TOX)
