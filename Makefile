@@ -20,7 +20,7 @@ else
 TEST_ENVS := -e lint,py38-compat,tests,charmcraft
 endif
 
-.PHONY: demo test lint integration clean
+.PHONY: demo test lint integration bench clean
 
 $(TOX):
 	$(BOOTSTRAP_PYTHON) -m venv $(BOOTSTRAP)
@@ -36,6 +36,11 @@ lint: $(TOX)
 # pytest-operator on a real Juju 2.9 + MicroK8s; skips, saying why, without one.
 integration: $(TOX)
 	$(TOX) -e integration
+
+# What a hook costs (README "Hook cost"): 15 runs a hook, targets enforced.
+# CI: make bench BENCH_ARGS=--short (3 runs; timing shown, not enforced).
+bench: $(TOX)
+	$(TOX) -e bench -- $(BENCH_ARGS)
 
 clean:
 	rm -rf .cache .tox
