@@ -69,6 +69,8 @@ class MlflowServerCharm(CharmBase):
         if not self.unit.is_leader():
             self.unit.status = ActiveStatus("standby: the leader unit manages the MLflow pod")
             return
+        if event.handle.kind == "update_status" and self._stored.settled_inputs:
+            return  # settled, and every input change comes with a hook of its own
         if event.handle.kind == "upgrade_charm":
             self._stored.settled_inputs = ""  # a new charm or image may render differently
         relations = self._relations(event)
