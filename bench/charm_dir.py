@@ -3,8 +3,9 @@
     dispatch                 the script charmcraft generates (below)
     metadata.yaml config.yaml actions.yaml
     src/ templates/          copied fresh on every bench run
-    venv/                    requirements.txt, `pip install --target`; rebuilt
-                             only when requirements.txt or the Python changes
+    venv/                    requirements.txt, `pip install --no-deps --target`
+                             (charmcraft.yaml: charm-strict-dependencies);
+                             rebuilt only when requirements.txt or the Python changes
 
 The venv is the "installed size" the README quotes: its size is measured
 right after pip made it into an empty folder.
@@ -69,28 +70,35 @@ def python_version(python: Path) -> str:
 def _tree_size(path: Path) -> Dict:
     files = 0
     total = 0
+    bytecode = 0
     per_top: Dict[str, int] = {}
     for p in path.rglob("*"):
         if p.is_file() and not p.is_symlink():
             size = p.stat().st_size
             files += 1
             total += size
+            if p.parent.name == "__pycache__":
+                bytecode += size
             top = p.relative_to(path).parts[0]
             top = top.split("-")[0] if top.endswith((".dist-info", ".data")) else top
             per_top[top] = per_top.get(top, 0) + size
     biggest = sorted(per_top.items(), key=lambda kv: -kv[1])[:6]
-    return {"bytes": total, "files": files, "biggest": biggest}
+    return {"bytes": total, "files": files, "bytecode": bytecode, "biggest": biggest}
 
 
 def build_venv(python: Path, version: str) -> Path:
     """venv/ for the charm: requirements.txt into an empty folder, reused while unchanged."""
     requirements = (ROOT / "requirements.txt").read_bytes()
-    key = hashlib.sha256(requirements + version.encode() + platform.machine().encode()).hexdigest()[:12]
+    key = hashlib.sha256(requirements + f"{version} {platform.machine()} no-deps".encode()).hexdigest()[:12]
     venv = CACHE / f"venv-{key}"
     meta = venv.with_suffix(".json")
     if venv.is_dir() and meta.is_file():
         return venv
-    shutil.rmtree(venv, ignore_errors=True)
+    for stale in CACHE.glob("venv-*"):  # earlier requirements.txt
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     venv.mkdir(parents=True)
     print(f"bench: installing requirements.txt for Python {version} into {venv.relative_to(ROOT)} ...", flush=True)
     out = subprocess.run(
@@ -103,6 +111,7 @@ def build_venv(python: Path, version: str) -> Path:
             "--disable-pip-version-check",
             "--no-warn-script-location",
             "--only-binary=:all:",
+            "--no-deps",  # requirements.txt is the whole closure (charmcraft's charm-strict-dependencies)
             "--target",
             str(venv),
             "-r",
@@ -121,7 +130,11 @@ def build_venv(python: Path, version: str) -> Path:
 
 
 def venv_size(venv: Path) -> Dict:
-    return json.loads(venv.with_suffix(".json").read_text())
+    meta = json.loads(venv.with_suffix(".json").read_text())
+    if "bytecode" not in meta:  # written by an older bench
+        meta.update(_tree_size(venv))
+        venv.with_suffix(".json").write_text(json.dumps(meta))
+    return meta
 
 
 def build_charm(venv: Path) -> Path:
