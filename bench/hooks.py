@@ -423,7 +423,7 @@ def report(
         print(f"{sc.name:<{width}}{cells}")
     print()
     print(
-        f"Installed size of requirements.txt (pip install --target into an empty folder, Python "
+        f"Installed size of requirements.txt (pip install --no-deps --target into an empty folder, Python "
         f"{size['python']}, {size['machine']} wheels): {size['bytes'] / 1e6:.1f} MB in {size['files']} files "
         f"(of which {size['bytecode'] / 1e6:.1f} MB bytecode pip compiled); "
         "biggest: " + ", ".join(f"{name} {b / 1e6:.1f} MB" for name, b in size["biggest"])
