@@ -224,7 +224,9 @@ class Bench:
         s3_before, k8s_before = len(self.s3.requests), len(self.k8s.requests)
         cpu_before = _children_cpu()
         start = time.perf_counter()
-        proc = subprocess.run(["./dispatch"], cwd=self.charm, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            ["./dispatch"], cwd=self.charm, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True
+        )
         elapsed = time.perf_counter() - start
         cpu = _children_cpu() - cpu_before
         s3_calls = self.s3.requests[s3_before:]
@@ -251,7 +253,7 @@ class Bench:
         env = dict(self.base_env, PYTHONPATH="lib:venv", BENCH_IMPORTS_OUT=str(RUN / "floor-imports.txt"))
         cpu_before = _children_cpu()
         start = time.perf_counter()
-        subprocess.run(["python3", "-c", "import ops"], cwd=self.charm, env=env, check=True)
+        subprocess.run(["python3", "-c", "import ops"], cwd=self.charm, env=env, stdin=subprocess.DEVNULL, check=True)
         return time.perf_counter() - start, _children_cpu() - cpu_before
 
     # --- scenario set-up and per-run preparation ------------------------------
