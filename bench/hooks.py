@@ -72,7 +72,6 @@ class Scenario:
     k8s: List[int] = field(default_factory=list)
     imports: List[FrozenSet[str]] = field(default_factory=list)
     duplicates: List[List[str]] = field(default_factory=list)
-    problems: List[str] = field(default_factory=list)
     juju: Optional[FakeJuju] = None
     flip: bool = False
 
@@ -336,6 +335,8 @@ def check_run(sc: Scenario, result: Dict) -> None:
     unanswered = [f"{c.tool} {c.args}" for c in result["calls"] if c.tool in ("UNANSWERED", "UNMODELLED")]
     if unanswered:
         problems.append(f"hook tools the fake does not answer: {unanswered}")
+    if "?" in result["imports"]:
+        problems.append("the import probe (bench/sitecustomize.py) wrote nothing")
     status = result["effects"]["status"]
     if sc.kind in ("fresh", "change"):
         if status != ("active", ""):
