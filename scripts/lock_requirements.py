@@ -1,7 +1,9 @@
 """Pin the whole closure of requirements.in for the operator pod's Python 3.8.
 
-pip resolves the set as Python 3.8 would (binary wheels only); the wheel
-file names give the exact versions, written sorted to requirements.txt.
+Run with a Python 3.8 interpreter (tox -e lock does): pip evaluates
+environment markers against the interpreter that runs it, even with
+--python-version, and botocore asks for a different urllib3 below 3.10.
+The downloaded wheels' file names give the exact versions.
 """
 
 import re
@@ -15,24 +17,12 @@ HEADER = "# Generated from requirements.in for Python 3.8 (the operator pod) by 
 
 
 def main() -> int:
+    if sys.version_info[:2] != (3, 8):
+        print(f"run this with Python 3.8, not {sys.version.split()[0]}: markers would resolve differently")
+        return 2
     with tempfile.TemporaryDirectory() as dest:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--python-version",
-                "3.8",
-                "--only-binary=:all:",
-                "--dest",
-                dest,
-                "-r",
-                str(ROOT / "requirements.in"),
-            ],
-            check=True,
-        )
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", dest]
+        subprocess.run([*command, "-r", str(ROOT / "requirements.in")], check=True)
         pins = set()
         for wheel in Path(dest).glob("*.whl"):
             name, version = wheel.name.split("-")[:2]

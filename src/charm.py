@@ -16,7 +16,7 @@ import logging
 from typing import Dict, List, Optional
 
 import ops
-from ops.charm import ActionEvent, CharmBase, RelationBrokenEvent
+from ops.charm import ActionEvent, CharmBase, RelationBrokenEvent, RelationChangedEvent
 from ops.framework import EventBase, StoredState
 from ops.model import ActiveStatus, BlockedStatus, Relation, WaitingStatus
 
@@ -42,7 +42,7 @@ class MlflowServerCharm(CharmBase):
     def __init__(self, *args):
         super().__init__(*args)
         # Digests only: stored state never holds relation values.
-        self._stored.set_default(spec_hash="", settled_inputs="", bucket_checked="")
+        self._stored.set_default(spec_hash="", settled_inputs="", settled_endpoints="", bucket_checked="")
         for event in (
             self.on.install,
             self.on.upgrade_charm,
@@ -69,16 +69,26 @@ class MlflowServerCharm(CharmBase):
         if not self.unit.is_leader():
             self.unit.status = ActiveStatus("standby: the leader unit manages the MLflow pod")
             return
+        if event.handle.kind == "update_status" and self._stored.settled_inputs:
+            return  # settled, and every input change comes with a hook of its own
+        if isinstance(event, RelationChangedEvent) and self._stored.settled_inputs:
+            # Settled: only this endpoint's data can have changed in this hook.
+            endpoint = event.relation.name
+            settled = json.loads(self._stored.settled_endpoints or "{}").get(endpoint)
+            if _digest(self._endpoint_inputs(endpoint, self.model.relations[endpoint])) == settled:
+                return
         if event.handle.kind == "upgrade_charm":
             self._stored.settled_inputs = ""  # a new charm or image may render differently
         relations = self._relations(event)
-        inputs = _digest(self._raw_inputs(relations))
+        raw = self._raw_inputs(relations)
+        inputs = _digest(raw)
         if inputs == self._stored.settled_inputs:
             return
         problem = self._converge(relations)
         if problem is None:
             self.unit.status = ActiveStatus()
             self._stored.settled_inputs = inputs
+            self._stored.settled_endpoints = json.dumps({ep: _digest(raw[ep]) for ep in ENDPOINTS})
         else:
             self.unit.status = STATUS[problem.kind](problem.message)
             self._stored.settled_inputs = ""
@@ -93,16 +103,20 @@ class MlflowServerCharm(CharmBase):
         """Everything a hook's outcome depends on, as read from Juju, for a digest."""
         raw: Dict = {"config": dict(self.config), "app": self.app.name, "model": self.model.name}
         for endpoint, rels in relations.items():
-            raw[endpoint] = [
-                {
-                    "id": r.id,
-                    "app": r.app.name if r.app else None,
-                    "app_data": dict(r.data[r.app]) if r.app and endpoint != peers.POD_DEFAULTS else {},
-                    "units": {u.name: dict(r.data[u]) for u in r.units} if endpoint == peers.DB else {},
-                }
-                for r in rels
-            ]
+            raw[endpoint] = self._endpoint_inputs(endpoint, rels)
         return raw
+
+    @staticmethod
+    def _endpoint_inputs(endpoint: str, rels: List[Relation]) -> List[Dict]:
+        return [
+            {
+                "id": r.id,
+                "app": r.app.name if r.app else None,
+                "app_data": dict(r.data[r.app]) if r.app and endpoint != peers.POD_DEFAULTS else {},
+                "units": {u.name: dict(r.data[u]) for u in r.units} if endpoint == peers.DB else {},
+            }
+            for r in rels
+        ]
 
     def _converge(self, relations: Dict[str, List[Relation]]) -> Optional[Problem]:
         try:
@@ -116,7 +130,7 @@ class MlflowServerCharm(CharmBase):
         missing = [ep for ep in ENDPOINTS if not relations[ep]]
         storage, storage_problem = self._read(self._object_storage, relations[peers.OBJECT_STORAGE])
         database, db_problem = self._read(peers.read_database, relations[peers.DB])
-        self._publish_pod_defaults(config, storage, relations[peers.POD_DEFAULTS])
+        self._publish_pod_defaults(config, storage, relations[peers.POD_DEFAULTS], keep=storage_problem is not None)
         ingress_problem = self._publish_ingress(config, relations[peers.INGRESS])
         problem = first_problem(
             peers.missing_relations(missing, self.app.name), storage_problem, db_problem, ingress_problem
@@ -143,10 +157,13 @@ class MlflowServerCharm(CharmBase):
 
     # --- apply ------------------------------------------------------------
 
-    def _publish_pod_defaults(self, config: CharmConfig, storage, relations: List[Relation]) -> None:
+    def _publish_pod_defaults(self, config: CharmConfig, storage, relations: List[Relation], keep: bool) -> None:
+        """Always leave the key in place (the webhook indexes it); with `keep`,
+        minio's data is unusable right now, so what was published stands."""
         payload = workload.pod_defaults(config, storage, self.app.name, self.model.name)
         for relation in relations:
-            peers.publish_pod_defaults(self, relation, payload)
+            if not (keep and relation.data[self.app].get("pod-defaults")):
+                peers.publish_pod_defaults(self, relation, payload)
 
     def _publish_ingress(self, config: CharmConfig, relations: List[Relation]) -> Optional[Problem]:
         problems = []

@@ -18,14 +18,14 @@ import logging
 
 import pytest
 import scenario
-from fakes.kubernetes_api import FakeKubernetesApi
-from fakes.network_guard import free_loopback_port, loopback_only
-from fakes.s3_server import HOST_ALIASES, s3_server
 from leak_check import LeakCheck
 from ops._private.harness import ActionFailed
 from scenario.mocking import _MockModelBackend
 
 from charm import MlflowServerCharm
+from fakes.kubernetes_api import FakeKubernetesApi
+from fakes.network_guard import free_loopback_port, loopback_only
+from fakes.s3_server import HOST_ALIASES, s3_server
 
 FUZZ_CASES = pytest.StashKey[dict]()
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import scenario
-import world
 import yaml
+
+import world
 from contracts import MARIADB_UNIT_DATA, MINIO_APP_DATA
 
 TESTS = Path(__file__).resolve().parents[1]

@@ -11,11 +11,12 @@ import time
 
 import pytest
 import scenario
-import world
 import yaml
+from fuzz_strategies import assert_human_status
+
+import world
 from contracts import MINIO_APP_DATA
 from fakes.broken_servers import StallingServer, StatusServer, closed_port
-from fuzz_strategies import assert_human_status
 
 
 def minio_at(port: int) -> scenario.Relation:

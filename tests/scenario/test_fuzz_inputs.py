@@ -18,9 +18,7 @@ from pathlib import Path
 import hypothesis
 import pytest
 import scenario
-import world
 import yaml
-from contracts import MARIADB_UNIT_DATA, MINIO_APP_DATA
 from fuzz_strategies import (
     CONFIG_WRONG,
     DB_WRONG,
@@ -36,6 +34,9 @@ from fuzz_strategies import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+
+import world
+from contracts import MARIADB_UNIT_DATA, MINIO_APP_DATA
 
 STANDARD_EVENTS = ("config_changed", "upgrade_charm", "update_status", "leader_elected", "install")
 RELATION_EVENTS = ("relation_created", "relation_joined", "relation_changed", "relation_departed", "relation_broken")

@@ -20,8 +20,9 @@ from urllib.parse import quote
 
 import pytest
 import scenario
-import world
 import yaml
+
+import world
 from contracts import MARIADB_UNIT_DATA, MINIO_APP_DATA
 
 MINIO_SECRET = "S3cr3t-M1n10/key+="

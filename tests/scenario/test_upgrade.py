@@ -20,6 +20,7 @@ import dataclasses
 
 import pytest
 import scenario
+
 import world
 
 OLD_SPEC_HASH = "0" * 64  # the hash of a spec some older template rendered

@@ -15,6 +15,12 @@ from contracts import (
     MODEL,
 )
 
+DEFAULTS = {
+    "mlflow_port": 5000,
+    "default_artifact_root": "mlflow",
+    "workers": 4,
+    "mlflow_nodeport": 31380,
+}
 RELATION_IDS = {"db": 1, "object-storage": 2, "ingress": 3, "pod-defaults": 4}
 ALL = ("object-storage", "ingress", "db", "pod-defaults")  # the tutorial's order
 
@@ -22,16 +28,22 @@ ALL = ("object-storage", "ingress", "db", "pod-defaults")  # the tutorial's orde
 def relation(endpoint: str, **changes) -> scenario.Relation:
     """The endpoint's relation with its peer's data as CONTRACTS.md shows it."""
     base = {
-        "db": dict(interface="mysql", remote_app_name="mlflow-db", remote_units_data={0: dict(MARIADB_UNIT_DATA)}),
-        "object-storage": dict(
-            interface="object-storage", remote_app_name="minio", remote_app_data=dict(MINIO_APP_DATA)
-        ),
-        "ingress": dict(interface="ingress", remote_app_name="istio-pilot", remote_app_data=dict(ISTIO_PILOT_APP_DATA)),
-        "pod-defaults": dict(
-            interface="pod-defaults",
-            remote_app_name="admission-webhook",
-            remote_app_data=dict(ADMISSION_WEBHOOK_APP_DATA),
-        ),
+        "db": {"interface": "mysql", "remote_app_name": "mlflow-db", "remote_units_data": {0: dict(MARIADB_UNIT_DATA)}},
+        "object-storage": {
+            "interface": "object-storage",
+            "remote_app_name": "minio",
+            "remote_app_data": dict(MINIO_APP_DATA),
+        },
+        "ingress": {
+            "interface": "ingress",
+            "remote_app_name": "istio-pilot",
+            "remote_app_data": dict(ISTIO_PILOT_APP_DATA),
+        },
+        "pod-defaults": {
+            "interface": "pod-defaults",
+            "remote_app_name": "admission-webhook",
+            "remote_app_data": dict(ADMISSION_WEBHOOK_APP_DATA),
+        },
     }[endpoint]
     base.update(changes)
     return scenario.Relation(endpoint=endpoint, id=RELATION_IDS[endpoint], **base)
@@ -71,3 +83,50 @@ def without(state: scenario.State, endpoint: str) -> scenario.State:
 def bag(state: scenario.State, endpoint: str) -> Dict[str, str]:
     """Our app bag on the endpoint's relation in an output state."""
     return dict(state.get_relation(RELATION_IDS[endpoint]).local_app_data)
+
+
+def update_relation(state: scenario.State, endpoint: str, **changes) -> scenario.State:
+    """Change a relation in place, keeping what the charm wrote to it."""
+    current = state.get_relation(RELATION_IDS[endpoint])
+    return with_relation(state, dataclasses.replace(current, **changes))
+
+
+def relate(ctx: scenario.Context, state: scenario.State, endpoint: str) -> scenario.State:
+    """`juju relate`: created and joined with empty bags, then the peer's data arrives."""
+    empty = relation(endpoint, remote_app_data={}, remote_units_data={0: {}})
+    state = with_relation(state, empty)
+    state = ctx.run(ctx.on.relation_created(empty), state)
+    state = ctx.run(ctx.on.relation_joined(state.get_relation(empty.id), remote_unit=0), state)
+    full = relation(endpoint)
+    state = update_relation(
+        state, endpoint, remote_app_data=full.remote_app_data, remote_units_data=full.remote_units_data
+    )
+    return ctx.run(ctx.on.relation_changed(state.get_relation(full.id)), state)
+
+
+def unrelate(ctx: scenario.Context, state: scenario.State, endpoint: str) -> scenario.State:
+    """`juju remove-relation`: relation-broken, after which the relation is gone."""
+    state = ctx.run(ctx.on.relation_broken(state.get_relation(RELATION_IDS[endpoint])), state)
+    return without(state, endpoint)
+
+
+def deployed(ctx: scenario.Context, tmp_path: Path, leader: bool = True, config: Optional[Dict] = None):
+    """`juju deploy mlflow-server`: install, leadership, config-changed, start."""
+    state = state_without_relations(tmp_path, leader=leader, config=config)
+    for event in (ctx.on.install(), ctx.on.leader_elected(), ctx.on.config_changed(), ctx.on.start()):
+        if event.name == "leader_elected" and not leader:
+            continue
+        state = ctx.run(event, state)
+    return state
+
+
+def state_without_relations(tmp_path: Path, leader: bool = True, config: Optional[Dict] = None) -> scenario.State:
+    return state(tmp_path, endpoints=(), leader=leader, config=config)
+
+
+def settled(ctx: scenario.Context, tmp_path: Path, config: Optional[Dict] = None) -> scenario.State:
+    """The tutorial's end state: deployed and related to all four peers."""
+    state = deployed(ctx, tmp_path, config=config)
+    for endpoint in ALL:
+        state = relate(ctx, state, endpoint)
+    return state

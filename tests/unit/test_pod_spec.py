@@ -1,0 +1,107 @@
+import base64
+
+import pytest
+import yaml
+
+import mlflow_workload as workload
+from helpers import HOSTILE_PASSWORD, config, database, storage
+from pod_spec import PodSpecInputs, render_pod_spec
+
+IMAGE = {"imagePath": "docker.io/charmedkubeflow/mlflow:2.22.0-5be7a7a"}
+
+
+def render(cfg=None, db=None, st=None, image=IMAGE):
+    inputs = PodSpecInputs("mlflow-server", "kubeflow", image, cfg or config(), db or database(), st or storage())
+    return render_pod_spec(inputs)
+
+
+def spec_of(**kwargs):
+    return yaml.safe_load(render(**kwargs))
+
+
+def secrets(spec):
+    return {
+        s["name"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+        for s in spec["kubernetesResources"]["secrets"]
+    }
+
+
+def container(spec, name="mlflow-server"):
+    return next(c for c in spec["containers"] if c["name"] == name)
+
+
+def test_spec_is_pod_spec_v3_with_the_image_and_port():
+    spec = spec_of()
+    assert spec["version"] == 3
+    server = container(spec)
+    assert server["imageDetails"] == IMAGE
+    assert server["ports"] == [{"name": "http", "containerPort": 5000, "protocol": "TCP"}]
+    assert server["command"] == workload.server_command(config())
+
+
+@pytest.mark.parametrize("password", [HOSTILE_PASSWORD, "x: y # z", "'\"", "- [a]", "{b: c}", "&anchor *ref"])
+def test_hostile_passwords_survive_rendering_in_secrets(password):
+    db = database(password=password, user="u@s:er")
+    st = storage(secret_key=password, access_key=password[::-1])
+    spec = spec_of(db=db, st=st)
+    got = secrets(spec)
+    assert got["mlflow-server-db"] == {"MLFLOW_BACKEND_STORE_URI": workload.backend_store_uri(db)}
+    assert got["mlflow-server-minio"] == {"AWS_ACCESS_KEY_ID": password[::-1], "AWS_SECRET_ACCESS_KEY": password}
+    assert got["mlflow-server-seldon-init-container-s3-credentials"]["RCLONE_CONFIG_S3_SECRET_ACCESS_KEY"] == password
+
+
+def test_secrets_reach_containers_only_through_secret_references():
+    db = database(password="db-S3cret!")
+    st = storage(secret_key="minio-S3cret!")
+    spec = spec_of(db=db, st=st)
+    for c in spec["containers"]:
+        plain = [v for v in c["envConfig"].values() if isinstance(v, str)]
+        visible = yaml.safe_dump([c.get("command"), c.get("args"), plain])
+        assert "S3cret" not in visible and "mysql+pymysql" not in visible
+    assert container(spec)["envConfig"]["mlflow-server-db"] == {"secret": {"name": "mlflow-server-db"}}
+    assert container(spec)["envConfig"]["mlflow-server-minio"] == {"secret": {"name": "mlflow-server-minio"}}
+    seldon = "mlflow-server-seldon-init-container-s3-credentials"
+    assert all(seldon not in c["envConfig"] for c in spec["containers"])
+
+
+def test_init_container_upgrades_the_schema_with_the_db_secret_only():
+    init = container(spec_of(), "mlflow-db-upgrade")
+    assert init["init"] is True and init["imageDetails"] == IMAGE
+    assert init["command"][:2] == ["python3", "-c"]
+    assert "upgrade" in init["command"][2] and "MLFLOW_BACKEND_STORE_URI" in init["command"][2]
+    assert init["envConfig"] == {"mlflow-server-db": {"secret": {"name": "mlflow-server-db"}}}
+    compile(init["command"][2], "db_upgrade.py", "exec")
+
+
+def test_probes_hit_the_health_endpoint_on_the_configured_port():
+    server = container(spec_of(cfg=config(mlflow_port=5555)))
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert server["kubernetes"][probe]["httpGet"] == {"path": "/health", "port": 5555}
+
+
+def test_plain_env_carries_endpoint_and_allowed_hosts():
+    env = container(spec_of(st=storage(secure=True)))["envConfig"]
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "https://minio.kubeflow:9000"
+    assert env["MLFLOW_SERVER_ALLOWED_HOSTS"] == "*"
+
+
+def test_nodeport_service_only_when_enabled():
+    assert "services" not in spec_of()["kubernetesResources"]
+    spec = spec_of(cfg=config(enable_mlflow_nodeport=True, mlflow_nodeport=31999, mlflow_port=5001))
+    (service,) = spec["kubernetesResources"]["services"]
+    assert service["name"] == "mlflow-server-nodeport"
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "mlflow-server"}
+    assert service["spec"]["ports"] == [
+        {"name": "http", "protocol": "TCP", "port": 5001, "targetPort": 5001, "nodePort": 31999}
+    ]
+
+
+def test_image_registry_credentials_are_passed_through():
+    image = {"imagePath": "registry.example/mlflow:1", "username": "u", "password": "p: #'"}
+    assert container(spec_of(image=image))["imageDetails"] == image
+
+
+def test_rendering_is_byte_stable():
+    assert render() == render()
+    assert render(cfg=config(workers=3)) != render()
