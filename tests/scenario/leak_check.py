@@ -33,6 +33,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set
 from urllib.parse import quote
 
 import yaml
+
 from contracts import MARIADB_UNIT_DATA, MINIO_SECRET_KEY
 
 MINIO = "minio-secret-key"
@@ -69,12 +70,9 @@ class Secret:
         for field in _SECRET_FIELDS:
             forms |= {f"{field}: {v}", f"'{field}': '{v}'", f'"{field}": "{v}"', f"{field}={v}"}
         if self.distinctive:
-            forms |= {
-                v,
-                quote(v, safe=""),
-                base64.b64encode(v.encode()).decode(),
-                json.dumps(v, ensure_ascii=False)[1:-1],
-            }
+            once = json.dumps(v, ensure_ascii=False)[1:-1]
+            twice = json.dumps(once, ensure_ascii=False)[1:-1]  # JSON inside a JSON-dumped sink
+            forms |= {v, quote(v, safe=""), base64.b64encode(v.encode()).decode(), once, twice}
         return forms
 
 
@@ -113,8 +111,10 @@ def leaks_in(text: str, secrets: Iterable[Secret], allowed: Set[str] = frozenset
     # (or is part of) the MinIO key is not a leak where the MinIO key belongs.
     for s in secrets:
         if s.kind in allowed:
-            for form in sorted({s.value, json.dumps(s.value, ensure_ascii=False)[1:-1]}, key=len, reverse=True):
-                text = text.replace(form, "\0")
+            once = json.dumps(s.value, ensure_ascii=False)[1:-1]
+            twice = json.dumps(once, ensure_ascii=False)[1:-1]  # JSON inside a JSON-dumped bag
+            for form in sorted({s.value, once, twice}, key=len, reverse=True):
+                text = text.replace(form, "\x00")
     return sorted({s.kind for s in secrets if s.kind not in allowed and any(n in text for n in s.needles())})
 
 
