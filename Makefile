@@ -15,6 +15,9 @@ $(TOX):
 test: $(TOX)
 	$(TOX)
 
+demo: $(TOX)
+	$(TOX) -e demo -- $(ARGS)
+
 lint: $(TOX)
 	$(TOX) -e lint
 
