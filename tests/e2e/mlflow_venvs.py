@@ -9,6 +9,7 @@ prometheus-flask-exporter) and what the tutorial's notebook uses
 Run as a script to prepare every venv ahead of time: `python tests/e2e/mlflow_venvs.py`.
 """
 
+import fcntl
 import re
 import subprocess
 import sys
@@ -74,8 +75,16 @@ def ensure_venv(version: str, log=print) -> Path:
     """The venv's bin/ directory, installing the venv unless a complete one is there.
 
     A marker written after pip succeeds holds the requirement list, so a venv
-    whose install was interrupted, or whose pins changed, is built again.
+    whose install was interrupted, or whose pins changed, is built again. A
+    lock file keeps a test run and `make demo` from building the same venv at once.
     """
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"mlflow-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_venv(version, log)
+
+
+def _ensure_venv(version: str, log) -> Path:
     target = venv_dir(version)
     marker = target / "e2e-requirements.txt"
     wanted = "\n".join(requirements(version)) + "\n"
