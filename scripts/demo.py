@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -104,7 +105,14 @@ def port_is_free(port: int) -> bool:
             return False
 
 
+def _stop_on_signal(signum, _frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C, or tox/make passing on a SIGTERM, stops every process the demo started.
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mlflow", default=image_mlflow_version(), help="MLflow version of the image to run")
     parser.add_argument("--port", type=int, default=5000, help="the charm's mlflow_port (default 5000)")
