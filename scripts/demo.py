@@ -31,10 +31,11 @@ sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests"), str(ROOT / "sr
 import harness  # noqa: E402
 import yaml  # noqa: E402
 from charm_driver import CharmDriver  # noqa: E402
-from fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
 from mlflow_venvs import CACHE, ensure_venv, image_mlflow_version, image_of  # noqa: E402
 from pod_runner import Pod  # noqa: E402
 from servers import MariaDB, S3Server, free_port, mariadb_available  # noqa: E402
+
+from fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
 
 SECRET_FIELDS = ("password", "root_password", "secret-key")
 

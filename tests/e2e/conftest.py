@@ -21,10 +21,11 @@ sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402
 from charm_driver import CharmDriver, Outcome  # noqa: E402
-from fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
 from mlflow_venvs import CACHE, ensure_venv, image_of, mlflow_version_of  # noqa: E402
 from pod_runner import Pod  # noqa: E402
 from servers import MariaDB, S3Server, free_port, mariadb_available  # noqa: E402
+
+from fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
 
 
 @pytest.fixture(scope="session")
