@@ -30,6 +30,9 @@ test: $(TOX)
 	@if [ -z "$(PY38)" ]; then echo "NOTE: no Python 3.8 here: tox env py38 (unit tests on 3.8) is not run"; fi
 	$(TOX) $(TEST_ENVS)
 
+demo: $(TOX)
+	$(TOX) -e demo -- $(ARGS)
+
 lint: $(TOX)
 	$(TOX) -e lint
 

@@ -1,0 +1,157 @@
+"""The charm under Scenario, driven through the tutorial's deploy and relate commands.
+
+    juju deploy mlflow-server                  install, leader-elected, config-changed
+    juju relate minio mlflow-server            object-storage: created, joined, changed
+    juju relate istio-pilot mlflow-server      ingress: created, joined, changed
+    juju relate mlflow-db mlflow-server        db: created, joined, changed
+    juju relate mlflow-server admission-webhook  pod-defaults: created, joined, changed
+
+Scenario refuses pod-spec-set, so the mock backend's pod_spec_set records
+each spec the charm sets. The charm's bucket check talks to the real S3
+server named in minio's data; its pod readiness check asks a loopback
+Kubernetes API (tests/fakes) that reports whatever pod the harness runs.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+from unittest import mock
+
+import scenario
+from scenario.mocking import _MockModelBackend
+
+from charm import MlflowServerCharm
+
+MODEL = "kubeflow"
+APP = "mlflow-server"
+RELATION_IDS = {"object-storage": 1, "ingress": 2, "db": 3, "pod-defaults": 4}
+ISTIO_PILOT_APP_DATA = {"_supported_versions": "- v1\n- v2\n"}
+
+
+@dataclasses.dataclass
+class Outcome:
+    state: scenario.State
+    specs: List[dict]
+    history: List[Tuple[str, str]]  # (event, unit status after it)
+
+    @property
+    def spec(self) -> dict:
+        if not self.specs:
+            raise AssertionError(f"the charm set no pod spec; statuses: {self.history}")
+        return self.specs[-1]
+
+    @property
+    def status(self) -> str:
+        return self.history[-1][1]
+
+    def app_bag(self, endpoint: str) -> Dict[str, str]:
+        return dict(self.state.get_relation(RELATION_IDS[endpoint]).local_app_data)
+
+    @property
+    def pod_defaults(self) -> dict:
+        return json.loads(self.app_bag("pod-defaults")["pod-defaults"])
+
+
+def _status(state: scenario.State) -> str:
+    status = state.unit_status
+    return f"{status.name}: {status.message}" if status.message else status.name
+
+
+class CharmDriver:
+    def __init__(self, workdir: Path, kubeconfig: Path, log: Callable[[str], None] = lambda _: None):
+        self.workdir = workdir
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.ctx = scenario.Context(MlflowServerCharm, app_name=APP)
+        self.specs: List[dict] = []
+        self.history: List[Tuple[str, str]] = []
+
+    def run(self, label: str, event, state: scenario.State) -> scenario.State:
+        def pod_spec_set(_backend, spec, k8s_resources=None):
+            self.specs.append(spec)
+
+        with mock.patch.object(_MockModelBackend, "pod_spec_set", pod_spec_set):
+            with mock.patch.dict(os.environ, {"KUBECONFIG": str(self.kubeconfig)}):
+                out = self.ctx.run(event, state)
+        self.history.append((label, _status(out)))
+        self.log(f"  {label:<40} -> {_status(out)}")
+        return out
+
+    def image_resource(self, image: str) -> scenario.Resource:
+        path = self.workdir / f"oci-image-{len(self.history)}.yaml"
+        path.write_text(f"registrypath: {image}\nusername: ''\npassword: ''\n")
+        return scenario.Resource(name="oci-image", path=path)
+
+    def deploy(self, image: str, config: Optional[dict] = None) -> scenario.State:
+        state = scenario.State(
+            leader=True,
+            model=scenario.Model(name=MODEL),
+            config=dict(config or {}),
+            resources={self.image_resource(image)},
+        )
+        for label, event in (
+            ("install", self.ctx.on.install()),
+            ("leader-elected", self.ctx.on.leader_elected()),
+            ("config-changed", self.ctx.on.config_changed()),
+        ):
+            state = self.run(label, event, state)
+        return state
+
+    def relate(self, state: scenario.State, relation: scenario.Relation) -> scenario.State:
+        state = dataclasses.replace(state, relations={*state.relations, relation})
+        relation = state.get_relation(relation.id)
+        name = relation.endpoint
+        state = self.run(f"{name}-relation-created", self.ctx.on.relation_created(relation), state)
+        relation = state.get_relation(relation.id)
+        state = self.run(f"{name}-relation-joined", self.ctx.on.relation_joined(relation, remote_unit=0), state)
+        relation = state.get_relation(relation.id)
+        return self.run(f"{name}-relation-changed", self.ctx.on.relation_changed(relation, remote_unit=0), state)
+
+    def tutorial(self, image: str, minio_app_data: dict, mariadb_unit_data: dict, config: Optional[dict] = None):
+        """The tutorial's deploy and relate commands, in its order."""
+        state = self.deploy(image, config)
+        relations = [
+            scenario.Relation(
+                endpoint="object-storage",
+                interface="object-storage",
+                id=RELATION_IDS["object-storage"],
+                remote_app_name="minio",
+                remote_app_data=dict(minio_app_data),
+            ),
+            scenario.Relation(
+                endpoint="ingress",
+                interface="ingress",
+                id=RELATION_IDS["ingress"],
+                remote_app_name="istio-pilot",
+                remote_app_data=dict(ISTIO_PILOT_APP_DATA),
+            ),
+            scenario.Relation(
+                endpoint="db",
+                interface="mysql",
+                id=RELATION_IDS["db"],
+                remote_app_name="mlflow-db",
+                remote_units_data={0: dict(mariadb_unit_data)},
+            ),
+            scenario.Relation(
+                endpoint="pod-defaults",
+                interface="pod-defaults",
+                id=RELATION_IDS["pod-defaults"],
+                remote_app_name="admission-webhook",
+            ),
+        ]
+        for relation in relations:
+            state = self.relate(state, relation)
+        return self.outcome(state)
+
+    def update_status(self, state: scenario.State) -> "Outcome":
+        return self.outcome(self.run("update-status", self.ctx.on.update_status(), state))
+
+    def attach_image(self, state: scenario.State, image: str) -> "Outcome":
+        """`juju attach-resource mlflow-server oci-image=<image>`: Juju runs upgrade-charm."""
+        state = dataclasses.replace(state, resources={self.image_resource(image)})
+        return self.outcome(self.run("upgrade-charm (new oci-image)", self.ctx.on.upgrade_charm(), state))
+
+    def outcome(self, state: scenario.State) -> Outcome:
+        return Outcome(state, list(self.specs), list(self.history))
