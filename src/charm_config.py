@@ -7,9 +7,10 @@ from typing import Any, Mapping, Tuple
 
 from problems import Blocked
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_HOST_PATTERN = re.compile(r"^[A-Za-z0-9*._:\[\]-]{1,253}$")
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9*._:\[\]-]{1,253}$")
+# \Z, not $: "$" also matches before a trailing newline ("mlflow\n").
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+_HOST_PATTERN = re.compile(r"^[A-Za-z0-9*._:\[\]-]{1,253}\Z")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9*._:\[\]-]{1,253}\Z")
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ _RELATE = {
 }
 _PEER = {DB: "mlflow-db (mariadb)", OBJECT_STORAGE: "minio", INGRESS: "istio-pilot", POD_DEFAULTS: "admission-webhook"}
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
-_DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
+# \Z, not $: "$" also matches before a trailing newline ("kubeflow\n").
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?\Z")
+_DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}\Z")
 _DB_FIELDS = ("database", "host", "port", "user", "password")
 _VERSIONS_KEY = "_supported_versions"
 
@@ -138,6 +139,16 @@ def _field_of(error: Exception) -> str:
     return f"data fails {validator}" if validator else "data is not valid YAML"
 
 
+def _has_yaml_aliases(text: str) -> bool:
+    """Aliases let a few lines of YAML stand for billions of values ("billion laughs"):
+    jsonschema's error message would repr them all, hanging the hook until it is
+    killed for memory. No peer needs them; the event stream shows them unexpanded."""
+    try:
+        return any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return False  # not YAML at all: SDI reports that
+
+
 def _peer_data(charm, relation) -> Dict[str, Any]:
     """The remote app's SDI payload, validated against the negotiated version."""
     from serialized_data_interface import errors
@@ -147,6 +158,8 @@ def _peer_data(charm, relation) -> Dict[str, Any]:
     sdi = _sdi(charm, relation.name)
     _negotiated_version(sdi, relation)
     peer = _remote_name(relation)
+    if _has_yaml_aliases(relation.data[relation.app].get("data") or ""):
+        raise Blocked(f"{peer} sent {relation.name} data with YAML aliases: it must be plain YAML, no & or *")
     try:
         return sdi.unwrap(relation).get(relation.app) or {}
     except (errors.RelationDataError, errors.RelationParseError) as e:
@@ -162,7 +175,8 @@ def read_object_storage(charm, relation) -> ObjectStorage:
     if not data:
         raise Waiting(f"waiting for {peer} to send object-storage data")
     port = data["port"]
-    if isinstance(port, bool) or not float(port).is_integer() or not 1 <= port <= 65535:
+    # range first: float() of a 400-digit integer overflows
+    if isinstance(port, bool) or not 1 <= port <= 65535 or not float(port).is_integer():
         raise Blocked(f"{peer} sent an invalid object-storage port: it must be a whole number 1-65535")
     service, namespace = data["service"], data.get("namespace")
     if not _DNS_LABEL.match(service):
@@ -217,9 +231,12 @@ def read_database(relation) -> Database:
     if not complete:
         have = set().union(*({k for k in _DB_FIELDS if bag.get(k)} for bag in bags)) if bags else set()
         missing = ", ".join(f for f in _DB_FIELDS if f not in have)
-        raise Waiting(f"waiting for {peer} to send db data (missing: {missing})")
+        # Every field sent, but split across units: say so rather than "missing: ".
+        detail = f"missing: {missing}" if missing else f"no unit has sent all of {', '.join(_DB_FIELDS)}"
+        raise Waiting(f"waiting for {peer} to send db data ({detail})")
     bag = complete[0]
-    if not bag["port"].isdigit() or not 1 <= int(bag["port"]) <= 65535:
+    # ASCII digits only: "²".isdigit() is true and int("²") raises
+    if not re.fullmatch(r"[0-9]{1,5}", bag["port"]) or not 1 <= int(bag["port"]) <= 65535:
         raise Blocked(f"{peer} sent an invalid db port: it must be a number 1-65535")
     if not _valid_host(bag["host"]):
         raise Blocked(f"{peer} sent an invalid db host: it must be a host name or IP address")

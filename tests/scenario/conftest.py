@@ -4,20 +4,53 @@
   pod_spec_set records every spec the charm sets, in order.
 - a real S3 server at MinIO's in-cluster address (see tests/fakes/s3_server.py)
 - a Kubernetes API on loopback that reports the MLflow pod ready or not.
+- `network`: the process stays on loopback whatever host the charm is fed
+  (tests/fakes/network_guard.py); a test that tried to leave it fails.
+- `secrets_never_leak`: after every Context run of every test, the run's
+  secrets must be absent from logs, statuses, the plain pod spec, action
+  output and relation data (tests/scenario/leak_check.py).
+- `fuzz_cases`: hypothesis tests count their generated cases; the total is
+  printed in the terminal summary.
 """
+
+import contextlib
+import logging
 
 import pytest
 import scenario
+from leak_check import LeakCheck
+from ops._private.harness import ActionFailed
 from scenario.mocking import _MockModelBackend
 
 from charm import MlflowServerCharm
 from fakes.kubernetes_api import FakeKubernetesApi
-from fakes.s3_server import loopback_names, s3_server
+from fakes.network_guard import free_loopback_port, loopback_only
+from fakes.s3_server import HOST_ALIASES, s3_server
+
+FUZZ_CASES = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def network():
+    with loopback_only(HOST_ALIASES) as guard:
+        yield guard
+
+
+@pytest.fixture(autouse=True)
+def no_traffic_off_loopback(network):
+    network.loopback_ports = None
+    before = len(network.violations)
+    yield network
+    network.loopback_ports = None
+    assert network.violations[before:] == [], "the test tried to reach a non-loopback address"
 
 
 @pytest.fixture(scope="session")
-def s3():
-    with s3_server(port=9000) as url, loopback_names():
+def s3(network):
+    # minio.kubeflow:9000 (the contract's address) reaches a free loopback port.
+    port = free_loopback_port()
+    network.alias_ports[9000] = port
+    with s3_server(port=port) as url:  # `network` makes minio.kubeflow loopback
         yield url
 
 
@@ -57,3 +90,95 @@ def pod_specs(monkeypatch):
 @pytest.fixture
 def ctx():
     return scenario.Context(MlflowServerCharm)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(logging.Formatter("%(levelname)s %(name)s %(message)s").format(record))
+
+
+@pytest.fixture(autouse=True)
+def secrets_never_leak(monkeypatch, pod_specs):
+    """Every Context run of every Scenario test is checked for leaked secrets.
+
+    Wraps Context._run, which both `ctx.run` and `with ctx(...)` go through.
+    Also removes the juju-log handler ops adds to the root logger on each run
+    (Scenario leaves them there: after n runs every log line was handled n times).
+    """
+    check = LeakCheck()
+    real_run = scenario.Context._run
+
+    @contextlib.contextmanager
+    def checked_run(ctx, event, state):
+        root = logging.getLogger()
+        handlers = list(root.handlers)
+        level = root.level
+        captured = _ListHandler()
+        root.addHandler(captured)
+        marks = (len(ctx.juju_log), len(ctx.unit_status_history), len(ctx.app_status_history), len(pod_specs))
+        ctx._output_state = None
+        completed, failure = False, None
+        try:
+            with real_run(ctx, event=event, state=state) as ops:
+                yield ops
+            completed = True
+        except ActionFailed as e:
+            completed, failure = True, e
+            raise
+        finally:
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+            root.setLevel(level)
+            out = ctx._output_state if completed else None
+            statuses = [s.message for s in ctx.unit_status_history[marks[1] :] + ctx.app_status_history[marks[2] :]]
+            if out is not None:
+                statuses += [out.unit_status.message, out.app_status.message]
+            action_output = None
+            if completed and event.action is not None:
+                action_output = {
+                    "results": ctx.action_results,
+                    "logs": ctx.action_logs,
+                    "failure": failure.message if failure else None,
+                }
+            found = check.after_run(
+                event=event,
+                state_in=state,
+                state_out=out,
+                log_lines=[line.message for line in ctx.juju_log[marks[0] :]] + captured.lines,
+                statuses=statuses,
+                specs=pod_specs[marks[3] :],
+                action_output=action_output,
+            )
+            if found and completed:
+                raise AssertionError("secret leaked: " + "; ".join(found))
+
+    monkeypatch.setattr(scenario.Context, "_run", checked_run)
+    yield check
+    assert check.findings == [], "secret leaked: " + "; ".join(check.findings)
+
+
+@pytest.fixture
+def fuzz_cases(request):
+    """Call it once per generated case: `fuzz_cases(test_name)`."""
+    counts = request.config.stash.setdefault(FUZZ_CASES, {})
+
+    def count():
+        counts[request.node.name] = counts.get(request.node.name, 0) + 1
+
+    return count
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    counts = config.stash.get(FUZZ_CASES, {})
+    if counts:
+        terminalreporter.section("fuzzing")
+        for name, n in sorted(counts.items()):
+            terminalreporter.write_line(f"{n:6d}  {name}")
+        terminalreporter.write_line(
+            f"{sum(counts.values()):6d}  cases in total (generated and hand-picked), each run through the charm"
+        )
