@@ -23,11 +23,9 @@ import scenario
 from scenario.mocking import _MockModelBackend
 
 from charm import MlflowServerCharm
+from contracts import APP, ISTIO_PILOT_APP_DATA, MODEL
 
-MODEL = "kubeflow"
-APP = "mlflow-server"
 RELATION_IDS = {"object-storage": 1, "ingress": 2, "db": 3, "pod-defaults": 4}
-ISTIO_PILOT_APP_DATA = {"_supported_versions": "- v1\n- v2\n"}
 
 
 @dataclasses.dataclass
@@ -112,34 +110,15 @@ class CharmDriver:
     def tutorial(self, image: str, minio_app_data: dict, mariadb_unit_data: dict, config: Optional[dict] = None):
         """The tutorial's deploy and relate commands, in its order."""
         state = self.deploy(image, config)
+        peers = {  # endpoint: (interface, remote app, its data) in the tutorial's order
+            "object-storage": ("object-storage", "minio", {"remote_app_data": dict(minio_app_data)}),
+            "ingress": ("ingress", "istio-pilot", {"remote_app_data": dict(ISTIO_PILOT_APP_DATA)}),
+            "db": ("mysql", "mlflow-db", {"remote_units_data": {0: dict(mariadb_unit_data)}}),
+            "pod-defaults": ("pod-defaults", "admission-webhook", {}),
+        }
         relations = [
-            scenario.Relation(
-                endpoint="object-storage",
-                interface="object-storage",
-                id=RELATION_IDS["object-storage"],
-                remote_app_name="minio",
-                remote_app_data=dict(minio_app_data),
-            ),
-            scenario.Relation(
-                endpoint="ingress",
-                interface="ingress",
-                id=RELATION_IDS["ingress"],
-                remote_app_name="istio-pilot",
-                remote_app_data=dict(ISTIO_PILOT_APP_DATA),
-            ),
-            scenario.Relation(
-                endpoint="db",
-                interface="mysql",
-                id=RELATION_IDS["db"],
-                remote_app_name="mlflow-db",
-                remote_units_data={0: dict(mariadb_unit_data)},
-            ),
-            scenario.Relation(
-                endpoint="pod-defaults",
-                interface="pod-defaults",
-                id=RELATION_IDS["pod-defaults"],
-                remote_app_name="admission-webhook",
-            ),
+            scenario.Relation(endpoint=ep, interface=interface, id=RELATION_IDS[ep], remote_app_name=app, **data)
+            for ep, (interface, app, data) in peers.items()
         ]
         for relation in relations:
             state = self.relate(state, relation)

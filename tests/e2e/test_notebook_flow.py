@@ -12,9 +12,10 @@ from urllib.parse import quote
 
 import harness
 import pytest
-from charm_driver import APP, MODEL
 from mlflow_venvs import NEWEST_MLFLOW, image_mlflow_version, image_of
 from servers import DB_PASSWORD, DB_ROOT_PASSWORD, S3_SECRET_KEY
+
+from contracts import APP, MODEL
 
 pytestmark = pytest.mark.e2e
 
