@@ -68,6 +68,7 @@ class MlflowServerCharm(CharmBase):
     def _reconcile(self, event: EventBase) -> None:
         if not self.unit.is_leader():
             self.unit.status = ActiveStatus("standby: the leader unit manages the MLflow pod")
+            self._stored.settled_inputs = ""  # on regaining leadership, re-check and re-report
             return
         if event.handle.kind == "update_status" and self._stored.settled_inputs:
             return  # settled, and every input change comes with a hook of its own

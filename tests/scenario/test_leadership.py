@@ -45,3 +45,13 @@ def test_unreadable_image_resource_blocks_with_the_command(ctx, tmp_path, pod_sp
     assert out.unit_status.name == "blocked"
     assert "juju attach-resource" in out.unit_status.message and "oci-image" in out.unit_status.message
     assert pod_specs == []
+
+
+def test_losing_and_regaining_leadership_reports_for_the_leader_again(ctx, tmp_path, pod_specs):
+    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    assert out.unit_status == ActiveStatus()
+    out = ctx.run(ctx.on.update_status(), dataclasses.replace(out, leader=False))
+    assert out.unit_status.message.startswith("standby")
+    out = ctx.run(ctx.on.leader_elected(), dataclasses.replace(out, leader=True))
+    assert out.unit_status == ActiveStatus(), "a leader must not keep the standby message"
+    assert len(pod_specs) == 1, "same inputs: the spec is not set again"
