@@ -11,9 +11,11 @@ nothing at all: it costs a few hook tool calls and restarts no pod.
 """
 
 import hashlib
+import hmac
 import json
 import logging
-from typing import Dict, List, Optional
+import secrets
+from typing import Dict, List, Optional, Tuple
 
 import ops
 from ops.charm import ActionEvent, CharmBase, RelationBrokenEvent, RelationChangedEvent
@@ -23,7 +25,7 @@ from ops.model import ActiveStatus, BlockedStatus, Relation, WaitingStatus
 import mlflow_workload as workload
 import relation_data as peers
 from charm_config import CharmConfig, parse_config
-from problems import Blocked, Problem, first_problem
+from problems import Blocked, Problem, Waiting, first_problem
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +34,22 @@ REQUIRED_FOR_SPEC = (peers.DB, peers.OBJECT_STORAGE)
 STATUS = {"blocked": BlockedStatus, "waiting": WaitingStatus}
 
 
-def _digest(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
 class MlflowServerCharm(CharmBase):
     _stored = StoredState()
 
     def __init__(self, *args):
         super().__init__(*args)
-        # Digests only: stored state never holds relation values.
-        self._stored.set_default(spec_hash="", settled_inputs="", settled_endpoints="", bucket_checked="")
+        # Digests only: stored state never holds relation values. They are
+        # keyed, so whoever reads the state cannot test guesses at a password.
+        self._stored.set_default(
+            spec_hash="",
+            spec_revision="",
+            spec_generation=0,
+            settled_inputs="",
+            settled_endpoints="",
+            bucket_checked="",
+            digest_key=secrets.token_hex(16),
+        )
         for event in (
             self.on.install,
             self.on.upgrade_charm,
@@ -68,7 +75,9 @@ class MlflowServerCharm(CharmBase):
     def _reconcile(self, event: EventBase) -> None:
         if not self.unit.is_leader():
             self.unit.status = ActiveStatus("standby: the leader unit manages the MLflow pod")
-            self._stored.settled_inputs = ""  # on regaining leadership, re-check and re-report
+            # Another leader may change the spec and bucket meanwhile: on
+            # regaining leadership, check, set and report everything again.
+            self._stored.settled_inputs = self._stored.spec_hash = self._stored.bucket_checked = ""
             return
         if event.handle.kind == "update_status" and self._stored.settled_inputs:
             return  # settled, and every input change comes with a hook of its own
@@ -76,24 +85,28 @@ class MlflowServerCharm(CharmBase):
             # Settled: only this endpoint's data can have changed in this hook.
             endpoint = event.relation.name
             settled = json.loads(self._stored.settled_endpoints or "{}").get(endpoint)
-            if _digest(self._endpoint_inputs(endpoint, self.model.relations[endpoint])) == settled:
+            if self._digest(self._endpoint_inputs(endpoint, self.model.relations[endpoint])) == settled:
                 return
         if event.handle.kind == "upgrade_charm":
             self._stored.settled_inputs = ""  # a new charm or image may render differently
         relations = self._relations(event)
         raw = self._raw_inputs(relations)
-        inputs = _digest(raw)
+        inputs = self._digest(raw)
         if inputs == self._stored.settled_inputs:
             return
         problem = self._converge(relations)
         if problem is None:
             self.unit.status = ActiveStatus()
             self._stored.settled_inputs = inputs
-            self._stored.settled_endpoints = json.dumps({ep: _digest(raw[ep]) for ep in ENDPOINTS})
+            self._stored.settled_endpoints = json.dumps({ep: self._digest(raw[ep]) for ep in ENDPOINTS})
         else:
             self.unit.status = STATUS[problem.kind](problem.message)
             self._stored.settled_inputs = ""
         logger.info("%s: %s", event.handle.kind, problem.message if problem else "active")
+
+    def _digest(self, value) -> str:
+        data = json.dumps(value, sort_keys=True, default=str).encode()
+        return hmac.new(self._stored.digest_key.encode(), data, hashlib.sha256).hexdigest()
 
     def _relations(self, event: EventBase) -> Dict[str, List[Relation]]:
         # During relation-broken the relation is still listed; it is gone for us.
@@ -123,7 +136,11 @@ class MlflowServerCharm(CharmBase):
         try:
             config = parse_config(self.config)
         except Blocked as problem:
-            return problem  # publish nothing rather than data from a bad config
+            # Publish nothing from a bad config, but admission-webhook needs the key.
+            for relation in relations[peers.POD_DEFAULTS]:
+                if not relation.data[self.app].get("pod-defaults"):
+                    peers.publish_pod_defaults(self, relation, {})
+            return problem
         for endpoint in (peers.OBJECT_STORAGE, peers.INGRESS):
             for relation in relations[endpoint]:
                 peers.send_versions(self, relation)
@@ -138,10 +155,9 @@ class MlflowServerCharm(CharmBase):
         )
         if storage is None or database is None:
             return problem
-        spec_problem = self._apply_pod_spec(config, storage, database) or self._ensure_bucket(config, storage)
-        if problem or spec_problem:
-            return first_problem(spec_problem, problem)
-        return self._pod_readiness()
+        revision, spec_problem = self._apply_pod_spec(config, storage, database)
+        problem = first_problem(problem, self._ensure_bucket(config, storage), spec_problem)
+        return problem or self._pod_readiness(revision)
 
     def _object_storage(self, relation: Relation):
         return peers.read_object_storage(self, relation)
@@ -178,33 +194,40 @@ class MlflowServerCharm(CharmBase):
             peers.send_ingress(self, relation, version, request)
         return first_problem(*problems)
 
-    def _apply_pod_spec(self, config: CharmConfig, storage, database) -> Optional[Problem]:
+    def _apply_pod_spec(self, config: CharmConfig, storage, database) -> Tuple[str, Optional[Problem]]:
+        """(revision of the spec in force, None) or ("", problem). Juju applies a
+        spec after the hook, so a hook that sets one cannot see its pod: Waiting."""
+        import yaml
+
         from oci_image import read_image_details
         from pod_spec import PodSpecInputs, render_pod_spec
 
         try:
             image = read_image_details(self.model.resources)
         except Problem as problem:
-            return problem
-        spec = render_pod_spec(PodSpecInputs(self.app.name, self.model.name, image, config, database, storage))
-        spec_hash = hashlib.sha256(spec.encode()).hexdigest()
-        if spec_hash != self._stored.spec_hash:
-            import yaml
-
-            logger.info("pod spec changed: setting it")
-            self.model.pod.set_spec(yaml.safe_load(spec))
-            self._stored.spec_hash = spec_hash
-        return None
+            return "", problem
+        inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage)
+        revision = self._stored.spec_revision
+        if self._digest(render_pod_spec(inputs, revision)) == self._stored.spec_hash:
+            return revision, None
+        self._stored.spec_generation += 1
+        revision = f"{self.unit.name}#{self._stored.spec_generation}"
+        text = render_pod_spec(inputs, revision)
+        logger.info("pod spec changed: setting revision %s", revision)
+        self.model.pod.set_spec(yaml.safe_load(text))
+        self._stored.spec_hash, self._stored.spec_revision = self._digest(text), revision
+        return revision, Waiting("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
 
     def _ensure_bucket(self, config: CharmConfig, storage) -> Optional[Problem]:
         from s3_bucket import ensure_bucket
 
-        checked = _digest([workload.s3_endpoint_url(storage), storage.access_key, storage.secret_key, config.bucket])
+        endpoint = workload.s3_endpoint_url(storage)
+        checked = self._digest([endpoint, storage.access_key, storage.secret_key, config.bucket])
         if checked == self._stored.bucket_checked:
             return None
         try:
             created = ensure_bucket(
-                workload.s3_endpoint_url(storage),
+                endpoint,
                 storage.access_key,
                 storage.secret_key,
                 config.bucket,
@@ -217,11 +240,12 @@ class MlflowServerCharm(CharmBase):
         self._stored.bucket_checked = checked
         return None
 
-    def _pod_readiness(self) -> Optional[Problem]:
+    def _pod_readiness(self, revision: str) -> Optional[Problem]:
         from pod_readiness import check_pod_ready
+        from pod_spec import REVISION_ANNOTATION
 
         try:
-            check_pod_ready(self.app.name, self.model.name)
+            check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision)
         except Problem as problem:
             return problem
         return None

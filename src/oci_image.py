@@ -17,7 +17,7 @@ def read_image_details(resources) -> Dict[str, str]:
         path = resources.fetch(RESOURCE)
         details = yaml.safe_load(path.read_text())
         image = {"imagePath": details["registrypath"]}
-    except (ModelError, NameError, OSError, yaml.YAMLError, TypeError, KeyError):
+    except (ModelError, NameError, OSError, ValueError, yaml.YAMLError, TypeError, KeyError):
         raise Blocked(f"missing or unreadable {RESOURCE} resource: run `juju attach-resource <app> {RESOURCE}=<image>`")
     if not isinstance(image["imagePath"], str) or not image["imagePath"]:
         raise Blocked(f"the {RESOURCE} resource names no image: run `juju attach-resource <app> {RESOURCE}=<image>`")

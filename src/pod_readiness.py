@@ -15,15 +15,25 @@ for _name in ("httpx", "httpcore", "lightkube"):
 TIMEOUT_SECONDS = 5
 
 
+def _runs(pod, annotation: str, revision: str) -> bool:
+    if pod.metadata.deletionTimestamp is not None:
+        return False
+    return (pod.metadata.annotations or {}).get(annotation) == revision
+
+
 def _is_ready(pod) -> bool:
-    if pod.metadata.deletionTimestamp is not None or pod.status is None:
+    if pod.status is None:
         return False
     conditions = pod.status.conditions or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
-def check_pod_ready(app: str, namespace: str) -> None:
-    """Return when a workload pod of `app` is Ready; raise Waiting otherwise."""
+def check_pod_ready(app: str, namespace: str, annotation: str, revision: str) -> None:
+    """Return when a pod of `app` that runs spec `revision` is Ready; raise Waiting otherwise.
+
+    A rolling update keeps the previous pod Ready while the new one starts
+    (or keeps failing), so only a pod carrying the current revision counts.
+    """
     try:
         from lightkube import Client
         from lightkube.resources.core_v1 import Pod
@@ -35,7 +45,8 @@ def check_pod_ready(app: str, namespace: str) -> None:
             f"cannot ask the Kubernetes API whether the MLflow pod is ready ({type(e).__name__}); "
             "re-checked on update-status"
         )
-    if not pods:
-        raise Waiting("waiting for Kubernetes to create the MLflow pod")
-    if not any(_is_ready(pod) for pod in pods):
+    current = [pod for pod in pods if _runs(pod, annotation, revision)]
+    if not current:
+        raise Waiting("waiting for Kubernetes to start the MLflow pod of the current pod spec")
+    if not any(_is_ready(pod) for pod in current):
         raise Waiting("waiting for the MLflow pod to pass its /health readiness probe")

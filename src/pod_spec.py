@@ -13,6 +13,10 @@ from charm_config import CharmConfig
 from relation_data import Database, ObjectStorage
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# On the pod template: the charm changes it with anything in the spec, Secrets
+# included, so Kubernetes rolls the pod when only a key or password changed,
+# and the readiness check can tell the current pod from the previous one.
+REVISION_ANNOTATION = "mlflow-server.charm/spec-revision"
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,9 @@ def _secrets(inputs: PodSpecInputs) -> List[Dict[str, Any]]:
     ]
 
 
-def render_pod_spec(inputs: PodSpecInputs) -> str:
-    """The pod spec as YAML text; hash it to know whether it changed."""
+def render_pod_spec(inputs: PodSpecInputs, revision: str) -> str:
+    """The pod spec as YAML text, its pod annotated with `revision` (an opaque
+    name the charm gives each spec it sets; it says nothing of the content)."""
     config = inputs.config
     nodeport = {"name": nodeport_service_name(inputs.app), "port": config.nodeport} if config.nodeport_enabled else None
     return (
@@ -87,5 +92,6 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
             db_upgrade_script=(TEMPLATES / "db_upgrade.py").read_text(),
             health_path=workload.HEALTH_PATH,
             nodeport=nodeport,
+            annotations={REVISION_ANNOTATION: revision},
         )
     )

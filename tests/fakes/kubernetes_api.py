@@ -16,6 +16,7 @@ class FakeKubernetesApi:
     def __init__(self):
         self.pod_ready = True
         self.pod_count = 1
+        self.pod_annotations = {}
         self.status_code = 200
         self.requests = []
         api = self
@@ -53,12 +54,21 @@ class FakeKubernetesApi:
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": f"{app}-{i}", "namespace": namespace, "labels": {"app.kubernetes.io/name": app}},
+                "metadata": {
+                    "name": f"{app}-{i}",
+                    "namespace": namespace,
+                    "labels": {"app.kubernetes.io/name": app},
+                    "annotations": dict(self.pod_annotations),
+                },
                 "status": {"conditions": [{"type": "Ready", "status": "True" if self.pod_ready else "False"}]},
             }
             for i in range(self.pod_count)
         ]
         return {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods}
+
+    def apply_spec(self, spec: dict) -> None:
+        """What Juju and Kubernetes do after pod-spec-set: the pods carry the new template."""
+        self.pod_annotations = dict(((spec.get("kubernetesResources") or {}).get("pod") or {}).get("annotations") or {})
 
     def write_kubeconfig(self, path: Path) -> Path:
         path.write_text(

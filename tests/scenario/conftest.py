@@ -77,11 +77,13 @@ def kubernetes(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def pod_specs(monkeypatch):
+def pod_specs(monkeypatch, kubernetes):
+    """Every spec the charm sets; Kubernetes then runs its pod (as Juju would after the hook)."""
     recorded = []
 
     def pod_spec_set(self, spec, k8s_resources=None):
         recorded.append(spec)
+        kubernetes.apply_spec(spec)
 
     monkeypatch.setattr(_MockModelBackend, "pod_spec_set", pod_spec_set, raising=True)
     return recorded

@@ -1,5 +1,7 @@
 """The bucket check against a real S3 server, and readiness from the Kubernetes API."""
 
+import dataclasses
+
 from scenario import ActiveStatus, BlockedStatus, WaitingStatus
 
 import world
@@ -17,19 +19,20 @@ def test_missing_bucket_without_permission_to_create_blocks_with_the_fix(ctx, tm
     s3_buckets.create_bucket(Bucket="mlflow")
     out = ctx.run(ctx.on.update_status(), out)
     assert out.unit_status == ActiveStatus()
+    assert len(pod_specs) == 1
 
 
 def test_existing_bucket_is_used_as_is(ctx, tmp_path, s3_buckets):
     s3_buckets.create_bucket(Bucket="mlflow")
     s3_buckets.put_object(Bucket="mlflow", Key="0/keep.txt", Body=b"kept")
-    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    out = world.active(ctx, ctx.on.config_changed(), world.state(tmp_path))
     assert out.unit_status == ActiveStatus()
     assert s3_buckets.get_object(Bucket="mlflow", Key="0/keep.txt")["Body"].read() == b"kept"
 
 
 def test_pod_not_ready_waits_and_update_status_rechecks(ctx, tmp_path, kubernetes):
     kubernetes.pod_ready = False
-    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    out = world.active(ctx, ctx.on.config_changed(), world.state(tmp_path))
     assert isinstance(out.unit_status, WaitingStatus) and "readiness probe" in out.unit_status.message
 
     kubernetes.pod_ready = True
@@ -39,21 +42,37 @@ def test_pod_not_ready_waits_and_update_status_rechecks(ctx, tmp_path, kubernete
     assert len(kubernetes.requests) == asked + 1
 
 
+def test_the_hook_that_sets_a_spec_waits_for_its_rollout_and_asks_nobody(ctx, tmp_path, kubernetes, pod_specs):
+    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    assert out.unit_status == WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
+    assert len(pod_specs) == 1 and kubernetes.requests == [], "Juju applies the spec after the hook"
+
+
+def test_a_ready_pod_of_the_previous_spec_does_not_count(ctx, tmp_path, kubernetes, pod_specs):
+    out = world.active(ctx, ctx.on.config_changed(), world.state(tmp_path))
+    assert out.unit_status == ActiveStatus()
+    previous = dict(kubernetes.pod_annotations)
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"workers": 2}))
+    kubernetes.pod_annotations = previous  # the rollout is stuck: only the old pod runs
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == WaitingStatus("waiting for Kubernetes to start the MLflow pod of the current pod spec")
+
+
 def test_no_pod_yet_waits_for_kubernetes(ctx, tmp_path, kubernetes):
     kubernetes.pod_count = 0
-    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
-    assert isinstance(out.unit_status, WaitingStatus) and "create the MLflow pod" in out.unit_status.message
+    out = world.active(ctx, ctx.on.config_changed(), world.state(tmp_path))
+    assert isinstance(out.unit_status, WaitingStatus) and "start the MLflow pod" in out.unit_status.message
 
 
 def test_kubernetes_api_refusing_says_so(ctx, tmp_path, kubernetes):
     kubernetes.status_code = 403
-    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    out = world.active(ctx, ctx.on.config_changed(), world.state(tmp_path))
     assert isinstance(out.unit_status, WaitingStatus)
     assert "cannot ask the Kubernetes API" in out.unit_status.message
 
 
 def test_once_active_update_status_asks_nobody(ctx, tmp_path, kubernetes, pod_specs):
-    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    out = world.active(ctx, ctx.on.config_changed(), world.state(tmp_path))
     assert out.unit_status == ActiveStatus()
     asked = len(kubernetes.requests)
     for _ in range(3):
@@ -65,7 +84,7 @@ def test_once_active_update_status_asks_nobody(ctx, tmp_path, kubernetes, pod_sp
 def test_secure_minio_gives_https_everywhere(ctx, tmp_path, pod_specs):
     data = "access-key: minio\nnamespace: kubeflow\nport: 9000\nsecret-key: minio123\nsecure: true\nservice: minio\n"
     state = world.state(tmp_path, object_storage={"remote_app_data": {"_supported_versions": "- v1\n", "data": data}})
-    out = ctx.run(ctx.on.config_changed(), state)
+    out = world.active(ctx, ctx.on.config_changed(), state)
     server = next(c for c in pod_specs[-1]["containers"] if c["name"] == "mlflow-server")
     assert server["envConfig"]["MLFLOW_S3_ENDPOINT_URL"] == "https://minio.kubeflow:9000"
     assert '"MLFLOW_S3_ENDPOINT_URL": "https://minio.kubeflow:9000"' in world.bag(out, "pod-defaults")["pod-defaults"]

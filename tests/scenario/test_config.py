@@ -15,7 +15,8 @@ def settled(ctx, tmp_path, pod_specs):
 
 
 def configure(ctx, state, **options):
-    return ctx.run(ctx.on.config_changed(), dataclasses.replace(state, config={**state.config, **options}))
+    """`juju config`, then the update-status that sees the rolled-out pod."""
+    return world.active(ctx, ctx.on.config_changed(), dataclasses.replace(state, config={**state.config, **options}))
 
 
 def server(spec):
@@ -77,3 +78,11 @@ def test_narrowed_allowed_hosts_reach_the_server_env(ctx, settled, pod_specs):
     assert "mlflow-server.kubeflow.svc.cluster.local" in env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     assert "10.64.140.43.nip.io" in env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     assert env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] == "http://10.64.140.43.nip.io"
+
+
+def test_bad_config_before_admission_webhook_still_gives_it_its_key(ctx, tmp_path):
+    state = world.deployed(ctx, tmp_path, config={"mlflow_port": 80})
+    rel = world.relation("pod-defaults")
+    out = ctx.run(ctx.on.relation_created(rel), world.with_relation(state, rel))
+    assert isinstance(out.unit_status, BlockedStatus) and "mlflow_port" in out.unit_status.message
+    assert world.bag(out, "pod-defaults") == {"pod-defaults": "{}"}, "the webhook indexes the key: it must exist"

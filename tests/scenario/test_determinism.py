@@ -40,6 +40,13 @@ def reordered(state: scenario.State) -> scenario.State:
     return state
 
 
+ROLLOUT = scenario.WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
+
+
+def revision(spec) -> str:
+    return spec["kubernetesResources"]["pod"]["annotations"]["mlflow-server.charm/spec-revision"]
+
+
 def spec_bytes(spec) -> bytes:
     return json.dumps(spec, ensure_ascii=False).encode()  # insertion order kept: the render's order
 
@@ -48,14 +55,18 @@ def test_reordered_peer_data_gives_a_byte_identical_spec(ctx, tmp_path, pod_spec
     state = world.state(tmp_path)
     other = reordered(state)
     assert other.get_relation(2).remote_app_data["data"] != state.get_relation(2).remote_app_data["data"]
+    # Two fresh units (no stored state): both set generation 1 of the same unit's spec.
     ctx.run(ctx.on.config_changed(), state)
     ctx.run(ctx.on.config_changed(), other)
     assert len(pod_specs) == 2
+    assert revision(pod_specs[0]) == revision(pod_specs[1]) == "mlflow-server/0#1"
     assert spec_bytes(pod_specs[0]) == spec_bytes(pod_specs[1])
 
 
 def test_reordered_peer_data_is_a_no_op_after_active(ctx, tmp_path, pod_specs):
     out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    assert out.unit_status == ROLLOUT
+    out = world.rolled_out(ctx, out)
     assert out.unit_status == scenario.ActiveStatus()
     other = reordered(out)
     for endpoint in ("object-storage", "db", "ingress"):
@@ -101,6 +112,7 @@ def test_spec_identical_across_processes_with_different_hash_seeds():
         (spec,) = json.loads(run.stdout)
         outputs.add(run.stdout)
         assert spec["containers"][1]["name"] == "mlflow-server"
+        assert revision(spec) == "mlflow-server/0#1"
     assert len(outputs) == 1
 
 
@@ -110,6 +122,8 @@ def test_spec_identical_across_processes_with_different_hash_seeds():
 @pytest.fixture
 def active(ctx, tmp_path, pod_specs):
     out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    assert out.unit_status == ROLLOUT
+    out = world.rolled_out(ctx, out)
     assert out.unit_status == scenario.ActiveStatus()
     assert len(pod_specs) == 1
     return out
@@ -153,6 +167,9 @@ def test_no_op_while_blocked_sets_no_spec_again(ctx, tmp_path, pod_specs):
 def test_a_real_change_sets_the_spec_once(ctx, active, pod_specs):
     changed = dataclasses.replace(active, config={"workers": 8})
     out = ctx.run(ctx.on.config_changed(), changed)
+    assert out.unit_status == ROLLOUT
     out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == scenario.ActiveStatus()
     assert len(pod_specs) == 2
     assert "8" in pod_specs[1]["containers"][1]["command"]
+    assert revision(pod_specs[1]) == "mlflow-server/0#2"

@@ -32,16 +32,29 @@ def run(ctx, state, event=None):
     return out
 
 
+ROLLOUT = scenario.WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
+
+
+def rolled_out(ctx, state):
+    """The hook that set the spec waits for its rollout; the next update-status reports the rest."""
+    assert state.unit_status == ROLLOUT
+    return run(ctx, state, ctx.on.update_status())
+
+
 # --- MinIO --------------------------------------------------------------------
 
 
 def test_minio_refusing_connections_waits_and_keeps_the_spec(ctx, tmp_path, pod_specs):
     state = world.with_relation(world.state(tmp_path), minio_at(closed_port()))
-    out = run(ctx, state)
+    out = run(ctx, state)  # the hook that sets the spec: MinIO's problem outranks the rollout
     assert out.unit_status.name == "waiting"
     assert "cannot reach MinIO at http://minio.kubeflow:" in out.unit_status.message
     assert "retrying on update-status" in out.unit_status.message
     # The pod does not need MinIO to start: the spec is set, the bucket is checked later.
+    assert len(pod_specs) == 1
+    # update-status retries MinIO (still down) and leaves the spec alone.
+    out = run(ctx, out, ctx.on.update_status())
+    assert "cannot reach MinIO at http://minio.kubeflow:" in out.unit_status.message
     assert len(pod_specs) == 1
 
 
@@ -74,12 +87,14 @@ def test_minio_answering_500_waits(ctx, tmp_path):
     assert "MinIO answered HTTP 500" in out.unit_status.message
 
 
-def test_minio_back_after_an_outage_reaches_active(ctx, tmp_path):
+def test_minio_back_after_an_outage_reaches_active(ctx, tmp_path, pod_specs):
     down = run(ctx, world.with_relation(world.state(tmp_path), minio_at(closed_port())))
     assert down.unit_status.name == "waiting"
-    # minio fixed (here: its data points at the working S3 again)
-    up = run(ctx, world.with_relation(down, minio_at(9000)), ctx.on.update_status())
+    assert "cannot reach MinIO" in down.unit_status.message
+    # minio fixed (here: its data points at the working S3 again; the new port is in the pod's secret)
+    up = rolled_out(ctx, run(ctx, world.with_relation(down, minio_at(9000)), ctx.on.update_status()))
     assert up.unit_status == scenario.ActiveStatus()
+    assert len(pod_specs) == 2
 
 
 def test_yaml_alias_bomb_from_minio_is_blocked_not_expanded(ctx, tmp_path):
@@ -114,7 +129,7 @@ def test_kubernetes_api_unreachable_waits(ctx, tmp_path, monkeypatch):
         )
     )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    out = run(ctx, world.state(tmp_path))
+    out = rolled_out(ctx, run(ctx, world.state(tmp_path)))
     assert out.unit_status.name == "waiting"
     assert out.unit_status.message.startswith("cannot ask the Kubernetes API whether the MLflow pod is ready")
 
@@ -123,7 +138,7 @@ def test_no_kubeconfig_and_not_in_a_cluster_waits(ctx, tmp_path, monkeypatch):
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config either
-    out = run(ctx, world.state(tmp_path))
+    out = rolled_out(ctx, run(ctx, world.state(tmp_path)))
     assert out.unit_status.name == "waiting"
     assert "cannot ask the Kubernetes API" in out.unit_status.message
 
@@ -131,7 +146,7 @@ def test_no_kubeconfig_and_not_in_a_cluster_waits(ctx, tmp_path, monkeypatch):
 @pytest.mark.parametrize("code", [403, 500])
 def test_kubernetes_api_errors_wait(ctx, tmp_path, kubernetes, code):
     kubernetes.status_code = code  # 403: the operator's service account may not list pods
-    out = run(ctx, world.state(tmp_path))
+    out = rolled_out(ctx, run(ctx, world.state(tmp_path)))
     assert out.unit_status.name == "waiting"
     assert "cannot ask the Kubernetes API" in out.unit_status.message
 
@@ -141,7 +156,7 @@ def test_kubernetes_api_errors_wait(ctx, tmp_path, kubernetes, code):
 
 @pytest.fixture
 def active(ctx, tmp_path, pod_specs):
-    out = run(ctx, world.state(tmp_path))
+    out = rolled_out(ctx, run(ctx, world.state(tmp_path)))
     assert out.unit_status == scenario.ActiveStatus()
     assert len(pod_specs) == 1
     return out

@@ -9,7 +9,7 @@ import dataclasses
 import json
 
 import pytest
-from scenario import ActiveStatus
+from scenario import ActiveStatus, WaitingStatus
 
 import world
 from contracts import MARIADB_UNIT_DATA
@@ -26,6 +26,13 @@ def settled(ctx, tmp_path, pod_specs):
     return state
 
 
+ROLLOUT = WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
+
+
+def revision(spec):
+    return spec["kubernetesResources"]["pod"]["annotations"]["mlflow-server.charm/spec-revision"]
+
+
 def changed(ctx, state, endpoint, **changes):
     state = world.update_relation(state, endpoint, **changes)
     return ctx.run(ctx.on.relation_changed(state.get_relation(world.RELATION_IDS[endpoint])), state)
@@ -34,8 +41,12 @@ def changed(ctx, state, endpoint, **changes):
 def test_minio_rotating_its_secret_key_reaches_the_pod_and_the_notebooks(ctx, settled, pod_specs):
     new_data = {"_supported_versions": "- v1\n", "data": NEW_MINIO_DATA}
     out = changed(ctx, settled, "object-storage", remote_app_data=new_data)
-    assert out.unit_status == ActiveStatus()
+    assert out.unit_status == ROLLOUT
     assert len(pod_specs) == 2, "the new key must reach the pod's secret"
+    assert revision(pod_specs[1]) != revision(pod_specs[0]), "a secret-only change must roll the pod"
+    assert pod_specs[1]["containers"] == pod_specs[0]["containers"]
+    out = world.rolled_out(ctx, out)
+    assert out.unit_status == ActiveStatus()
     env = json.loads(world.bag(out, "pod-defaults")["pod-defaults"])["minio"]["env"]
     assert env["AWS_SECRET_ACCESS_KEY"] == "rotated-secret-1"
 
@@ -43,8 +54,10 @@ def test_minio_rotating_its_secret_key_reaches_the_pod_and_the_notebooks(ctx, se
 def test_a_new_database_password_reaches_the_pod(ctx, settled, pod_specs):
     unit_data = dict(MARIADB_UNIT_DATA, password="new-password-2")
     out = changed(ctx, settled, "db", remote_units_data={0: unit_data})
-    assert out.unit_status == ActiveStatus()
+    assert out.unit_status == ROLLOUT
     assert len(pod_specs) == 2
+    assert revision(pod_specs[1]) != revision(pod_specs[0]), "a password-only change must roll the pod"
+    assert world.rolled_out(ctx, out).unit_status == ActiveStatus()
 
 
 def test_unchanged_relation_data_sets_no_spec(ctx, settled, pod_specs):
@@ -57,7 +70,7 @@ def test_unchanged_relation_data_sets_no_spec(ctx, settled, pod_specs):
 
 
 def test_a_config_change_after_settling_still_applies(ctx, settled, pod_specs):
-    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(settled, config={"workers": 2}))
+    out = world.active(ctx, ctx.on.config_changed(), dataclasses.replace(settled, config={"workers": 2}))
     assert out.unit_status == ActiveStatus()
     assert len(pod_specs) == 2
     server = next(c for c in pod_specs[-1]["containers"] if c["name"] == "mlflow-server")

@@ -11,9 +11,11 @@ shapes an older revision can leave:
   that this one does not know;
 - a deferred event whose handler no longer exists.
 
-After `upgrade-charm` (and the config-changed Juju sends next) the charm must
-reach Active, set the spec exactly when the rendered spec differs from the
-recorded one, and then be back to no-op hooks.
+After `upgrade-charm` the charm must set the spec exactly when the rendered
+spec differs from the recorded one (waiting for its rollout), reach Active on
+the next update-status once Kubernetes runs it, and then be back to no-op hooks.
+None of these snapshots holds today's spec_revision, spec_generation or
+digest_key.
 """
 
 import dataclasses
@@ -23,6 +25,7 @@ import scenario
 
 import world
 
+ROLLOUT = scenario.WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
 OLD_SPEC_HASH = "0" * 64  # the hash of a spec some older template rendered
 
 SNAPSHOTS = {
@@ -52,8 +55,11 @@ def with_snapshot(state: scenario.State, content) -> scenario.State:
 def test_upgrade_from_an_older_revision_reaches_active_and_sets_the_new_spec(ctx, tmp_path, pod_specs, snapshot):
     state = with_snapshot(world.state(tmp_path), SNAPSHOTS[snapshot])
     out = ctx.run(ctx.on.upgrade_charm(), state)
-    assert out.unit_status == scenario.ActiveStatus()
+    assert out.unit_status == ROLLOUT
     assert len(pod_specs) == 1, "the new spec differs from the recorded one: set it once"
+    out = world.rolled_out(ctx, out)
+    assert out.unit_status == scenario.ActiveStatus()
+    assert len(pod_specs) == 1
     for event in ("config_changed", "update_status", "update_status"):
         out = ctx.run(getattr(ctx.on, event)(), out)
         assert out.unit_status == scenario.ActiveStatus()
@@ -62,7 +68,8 @@ def test_upgrade_from_an_older_revision_reaches_active_and_sets_the_new_spec(ctx
 
 def test_upgrade_to_the_same_spec_does_not_restart_the_pod(ctx, tmp_path, pod_specs):
     """The old revision recorded the very spec this one renders: upgrade-charm re-checks, sets nothing."""
-    current = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    current = world.active(ctx, ctx.on.config_changed(), world.state(tmp_path))
+    assert current.unit_status == scenario.ActiveStatus()
     assert len(pod_specs) == 1
     out = ctx.run(ctx.on.upgrade_charm(), current)
     assert out.unit_status == scenario.ActiveStatus()
@@ -93,6 +100,10 @@ def test_upgrade_with_an_event_deferred_by_the_old_code(ctx, tmp_path, pod_specs
     )
     state = dataclasses.replace(with_snapshot(world.state(tmp_path), SNAPSHOTS["only spec_hash"]), deferred=[deferred])
     out = ctx.run(ctx.on.upgrade_charm(), state)
-    assert out.unit_status == scenario.ActiveStatus()
+    assert out.unit_status == ROLLOUT
     assert len(pod_specs) == 1
     assert out.deferred == []  # the orphaned notice is dropped, not re-emitted forever
+    out = world.rolled_out(ctx, out)
+    assert out.unit_status == scenario.ActiveStatus()
+    assert len(pod_specs) == 1
+    assert out.deferred == []

@@ -129,4 +129,14 @@ def settled(ctx: scenario.Context, tmp_path: Path, config: Optional[Dict] = None
     state = deployed(ctx, tmp_path, config=config)
     for endpoint in ALL:
         state = relate(ctx, state, endpoint)
-    return state
+    return rolled_out(ctx, state)
+
+
+def rolled_out(ctx: scenario.Context, state: scenario.State) -> scenario.State:
+    """The next update-status, after Kubernetes has rolled out the spec the charm set."""
+    return ctx.run(ctx.on.update_status(), state)
+
+
+def active(ctx: scenario.Context, event, state: scenario.State) -> scenario.State:
+    """Run `event`, then update-status as Juju would later: where a test expects Active."""
+    return rolled_out(ctx, ctx.run(event, state))

@@ -12,7 +12,7 @@ IMAGE = {"imagePath": "docker.io/charmedkubeflow/mlflow:2.22.0-5be7a7a"}
 
 def render(cfg=None, db=None, st=None, image=IMAGE):
     inputs = PodSpecInputs("mlflow-server", "kubeflow", image, cfg or config(), db or database(), st or storage())
-    return render_pod_spec(inputs)
+    return render_pod_spec(inputs, "mlflow-server/0#1")
 
 
 def spec_of(**kwargs):
@@ -105,3 +105,8 @@ def test_image_registry_credentials_are_passed_through():
 def test_rendering_is_byte_stable():
     assert render() == render()
     assert render(cfg=config(workers=3)) != render()
+
+
+def test_the_pod_carries_the_revision_it_is_given():
+    annotations = spec_of()["kubernetesResources"]["pod"]["annotations"]
+    assert annotations == {"mlflow-server.charm/spec-revision": "mlflow-server/0#1"}
