@@ -199,6 +199,8 @@ def main() -> int:
         pod.wait_ready(timeout=240)
         path, _ = pod.readiness
         say(f"  readiness probe {path} answered after {time.monotonic() - started:.0f} s")
+        # As Juju and Kubernetes do after the hook: the pod runs the spec the charm set.
+        kubernetes.apply_spec(outcome.spec)
         kubernetes.pod_count, kubernetes.pod_ready = 1, True
         outcome = driver.update_status(outcome.state)
 

@@ -33,6 +33,7 @@ class Outcome:
     state: scenario.State
     specs: List[dict]
     history: List[Tuple[str, str]]  # (event, unit status after it)
+    spec_hooks: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (event, status) where a spec was set
 
     @property
     def spec(self) -> dict:
@@ -65,15 +66,19 @@ class CharmDriver:
         self.ctx = scenario.Context(MlflowServerCharm, app_name=APP)
         self.specs: List[dict] = []
         self.history: List[Tuple[str, str]] = []
+        self.spec_hooks: List[Tuple[str, str]] = []
 
     def run(self, label: str, event, state: scenario.State) -> scenario.State:
         def pod_spec_set(_backend, spec, k8s_resources=None):
             self.specs.append(spec)
 
+        specs_before = len(self.specs)
         with mock.patch.object(_MockModelBackend, "pod_spec_set", pod_spec_set):
             with mock.patch.dict(os.environ, {"KUBECONFIG": str(self.kubeconfig)}):
                 out = self.ctx.run(event, state)
         self.history.append((label, _status(out)))
+        if len(self.specs) > specs_before:
+            self.spec_hooks.append((label, _status(out)))
         self.log(f"  {label:<40} -> {_status(out)}")
         return out
 
@@ -133,4 +138,4 @@ class CharmDriver:
         return self.outcome(self.run("upgrade-charm (new oci-image)", self.ctx.on.upgrade_charm(), state))
 
     def outcome(self, state: scenario.State) -> Outcome:
-        return Outcome(state, list(self.specs), list(self.history))
+        return Outcome(state, list(self.specs), list(self.history), list(self.spec_hooks))

@@ -115,6 +115,8 @@ def deploy(request, workroot, mariadb, s3, tmp_path):
         image_bin = ensure_venv(version)
         pod = start_pod(outcome, workdir)
         pod.wait_ready(timeout=240)
+        # As Juju and Kubernetes do after the hook: the pod runs the spec the charm set.
+        kubernetes.apply_spec(outcome.spec)
         kubernetes.pod_count, kubernetes.pod_ready = 1, True
         outcome = driver.update_status(outcome.state)
         return Deployment(version, driver, outcome, pod, image_bin, workdir, full_config, database)

@@ -20,6 +20,7 @@ from contracts import APP, MODEL
 pytestmark = pytest.mark.e2e
 
 VERSIONS = [image_mlflow_version(), NEWEST_MLFLOW]
+ROLLOUT = "pod spec updated: waiting for Kubernetes to roll out the MLflow pod"
 SERVICE_HOSTS = [APP, f"{APP}.{MODEL}", f"{APP}.{MODEL}.svc", f"{APP}.{MODEL}.svc.cluster.local"]
 
 
@@ -57,8 +58,15 @@ def test_tutorial_notebook_flow(deploy, s3, version):
     deployment = deploy(version)
     outcome = deployment.outcome
 
-    # The charm waited for the pod, and went active once it was ready.
-    assert outcome.history[-2][1] == "waiting: waiting for Kubernetes to create the MLflow pod"
+    # One spec, set once db and object-storage were related; that hook still
+    # lacked pod-defaults (the tutorial relates admission-webhook last). No hook
+    # went active before the pod of that spec ran (Juju applies a spec only
+    # after the hook); update-status went active once it was ready.
+    assert len(outcome.spec_hooks) == 1, outcome.history
+    assert outcome.spec_hooks[0][1].startswith("blocked: missing relation pod-defaults"), outcome.history
+    assert not [h for h in outcome.history[:-1] if h[1].startswith("active")], outcome.history
+    assert outcome.history[-2][1] == "waiting: waiting for Kubernetes to start the MLflow pod of the current pod spec"
+    assert outcome.history[-1][0] == "update-status"
     assert outcome.status == "active"
     _assert_no_secret_outside_secrets(deployment)
     probe = _main(deployment.spec)["kubernetes"]["readinessProbe"]["httpGet"]
@@ -147,6 +155,7 @@ def test_database_of_the_image_mlflow_is_migrated_for_the_newest(deploy, mariadb
     # `juju attach-resource mlflow-server oci-image=<newer image>`: same database, new spec.
     upgraded = first.driver.attach_image(first.outcome.state, image_of(new))
     assert upgraded.spec["containers"][0]["imageDetails"]["imagePath"] == image_of(new)
+    assert upgraded.spec_hooks[-1] == ("upgrade-charm (new oci-image)", f"waiting: {ROLLOUT}")
     assert [c["name"] for c in upgraded.spec["containers"] if c.get("init")] == ["mlflow-db-upgrade"]
 
     # As Kubernetes runs the pod: the init container migrates the schema to completion
