@@ -137,9 +137,7 @@ class MlflowServerCharm(CharmBase):
             config = parse_config(self.config)
         except Blocked as problem:
             # Publish nothing from a bad config, but admission-webhook needs the key.
-            for relation in relations[peers.POD_DEFAULTS]:
-                if not relation.data[self.app].get("pod-defaults"):
-                    peers.publish_pod_defaults(self, relation, {})
+            self._publish_pod_defaults({}, relations[peers.POD_DEFAULTS], keep=True)
             return problem
         for endpoint in (peers.OBJECT_STORAGE, peers.INGRESS):
             for relation in relations[endpoint]:
@@ -148,7 +146,11 @@ class MlflowServerCharm(CharmBase):
         missing = [ep for ep in ENDPOINTS if not relations[ep]]
         storage, storage_problem = self._read(self._object_storage, relations[peers.OBJECT_STORAGE])
         database, db_problem = self._read(peers.read_database, relations[peers.DB])
-        self._publish_pod_defaults(config, storage, relations[peers.POD_DEFAULTS], keep=storage_problem is not None)
+        self._publish_pod_defaults(
+            workload.pod_defaults(config, storage, self.app.name, self.model.name),
+            relations[peers.POD_DEFAULTS],
+            keep=storage_problem is not None,
+        )
         ingress_problem = self._publish_ingress(config, relations[peers.INGRESS])
         problem = first_problem(
             peers.missing_relations(missing, self.app.name), storage_problem, db_problem, ingress_problem
@@ -174,10 +176,10 @@ class MlflowServerCharm(CharmBase):
 
     # --- apply ------------------------------------------------------------
 
-    def _publish_pod_defaults(self, config: CharmConfig, storage, relations: List[Relation], keep: bool) -> None:
+    def _publish_pod_defaults(self, payload: Dict, relations: List[Relation], keep: bool) -> None:
         """Always leave the key in place (the webhook indexes it); with `keep`,
-        minio's data is unusable right now, so what was published stands."""
-        payload = workload.pod_defaults(config, storage, self.app.name, self.model.name)
+        the inputs are unusable right now, so what was published stands and
+        `payload` only fills a bag that has no key yet."""
         for relation in relations:
             if not (keep and relation.data[self.app].get("pod-defaults")):
                 peers.publish_pod_defaults(self, relation, payload)
