@@ -13,6 +13,8 @@ for _name in ("httpx", "httpcore", "lightkube"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 TIMEOUT_SECONDS = 5
+NO_POD_OF_SPEC = "waiting for Kubernetes to start the MLflow pod of the current pod spec"
+NOT_READY = "waiting for the MLflow pod to pass its /health readiness probe"
 
 
 def _runs(pod, annotation: str, revision: str) -> bool:
@@ -47,6 +49,6 @@ def check_pod_ready(app: str, namespace: str, annotation: str, revision: str) ->
         )
     current = [pod for pod in pods if _runs(pod, annotation, revision)]
     if not current:
-        raise Waiting("waiting for Kubernetes to start the MLflow pod of the current pod spec")
+        raise Waiting(NO_POD_OF_SPEC)
     if not any(_is_ready(pod) for pod in current):
-        raise Waiting("waiting for the MLflow pod to pass its /health readiness probe")
+        raise Waiting(NOT_READY)
