@@ -10,7 +10,7 @@ on PATH (bench/juju_fake.py) and `python3` being the operator pod's Python
 3.8 when this machine has it. The model is the seed deployment with all
 four relations ready (tests/contracts.py). MinIO is a moto S3 server on a
 loopback address that `minio.kubeflow` resolves to in the charm process
-(bench/usercustomize.py, bench only); Kubernetes is the fake API of
+(bench/sitecustomize.py, bench only); Kubernetes is the fake API of
 tests/fakes/kubernetes_api.py through KUBECONFIG. Both count the requests
 they get, so "no S3 or Kubernetes call on a no-op hook" is measured.
 
@@ -23,7 +23,6 @@ evenly over them.
 import argparse
 import datetime
 import json
-import logging
 import os
 import platform
 import resource
@@ -31,9 +30,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +41,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import charm_dir  # noqa: E402
 import yaml  # noqa: E402
-from juju_fake import RELATIONS, UNIT, Call, FakeJuju, install_tools  # noqa: E402
+from juju_fake import UNIT, Call, FakeJuju, install_tools  # noqa: E402
 
-from contracts import MODEL  # noqa: E402
+import charm  # noqa: E402
+from contracts import MODEL, PEERS  # noqa: E402
+from fakes.s3_server import S3Server  # noqa: E402
 
 RUN = charm_dir.CACHE / "run"
 HEAVY = ("boto3", "lightkube", "jinja2")
@@ -55,7 +54,7 @@ JUJU_VERSION = "2.9.49"
 BUCKET = "mlflow"  # default_artifact_root
 # A hook that sets a pod spec ends here: Juju applies the spec after the hook,
 # so its pod is checked by a later hook (update-status) once it rolled out.
-ROLLOUT = ("waiting", "pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
+ROLLOUT = ("waiting", charm.ROLLOUT)
 # Hook tools whose repeated calls are not lookups of the same thing.
 NOT_KEYED = ("juju-log", "action-log")
 
@@ -88,7 +87,7 @@ def scenarios() -> List[Scenario]:
         Scenario("config-changed (workers 4<->3)", "hooks/config-changed", "change", frozenset({"jinja2"})),
         Scenario("config-changed (no-op)", "hooks/config-changed", "noop", frozenset()),
     ]
-    for endpoint in RELATIONS:
+    for endpoint in PEERS:
         out.append(
             Scenario(
                 f"{endpoint}-relation-changed (no-op)",
@@ -107,54 +106,24 @@ def scenarios() -> List[Scenario]:
 # --- the servers the charm talks to -----------------------------------------
 
 
-class CountingS3:
-    """moto's S3 server, on 127.x.y.z:9000, counting the requests it answers."""
-
-    def __init__(self):
-        # moto would take `minio` for a bucket name (virtual-host style) without this.
-        os.environ["MOTO_S3_CUSTOM_ENDPOINTS"] = "http://minio.kubeflow:9000,http://minio:9000"
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
-
-        self.requests: List[str] = []
-        moto_app = DomainDispatcherApplication(create_backend_app)
-
-        def app(environ, start_response):
-            self.requests.append(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}")
-            return moto_app(environ, start_response)
-
-        # A loopback address of its own: port 9000 (minio's, from the relation
-        # data) stays free on 127.0.0.1 for test suites running beside us.
-        last_error: Optional[OSError] = None
-        for third in range(77, 97):
-            self.host = f"127.0.{third}.9"
-            try:
-                self.server = make_server(self.host, 9000, app, threaded=True, request_handler=MotoRequestHandler)
-                break
-            except OSError as e:
-                last_error = e
-        else:
-            raise SystemExit(f"bench: no loopback address free for the S3 server: {last_error}")
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def delete_bucket(self, bucket: str) -> None:
-        request = urllib.request.Request(f"http://{self.host}:9000/{bucket}", method="DELETE")
+def counting_s3() -> S3Server:
+    """tests/fakes' S3 server on 127.x.y.9:9000 (port 9000 is minio's, from the
+    relation data), on a loopback address of its own so that 127.0.0.1:9000
+    stays free for test suites running beside us."""
+    last_error: Optional[OSError] = None
+    for third in range(77, 97):
         try:
-            urllib.request.urlopen(request, timeout=5).read()
-        except OSError:
-            pass  # 404: no bucket yet
-
-    def stop(self) -> None:
-        self.server.shutdown()
+            return S3Server(host=f"127.0.{third}.9", port=9000)
+        except OSError as e:
+            last_error = e
+    raise SystemExit(f"bench: no loopback address free for the S3 server: {last_error}")
 
 
 # --- running hooks -----------------------------------------------------------
 
 
 class Bench:
-    def __init__(self, bin_dir: Path, charm: Path, s3: CountingS3, k8s, kubeconfig: Path):
+    def __init__(self, bin_dir: Path, charm: Path, s3: S3Server, k8s, kubeconfig: Path):
         self.charm = charm
         self.s3 = s3
         self.k8s = k8s
@@ -195,7 +164,7 @@ class Bench:
             env["JUJU_ACTION_NAME"] = hook
             env["JUJU_ACTION_UUID"] = "1"
         if sc.relation:
-            rel_id, remote_app, _, _ = RELATIONS[sc.relation]
+            rel_id, remote_app = PEERS[sc.relation].relation_id, PEERS[sc.relation].remote_app
             env.update(
                 {
                     "JUJU_RELATION": sc.relation,
@@ -530,7 +499,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from fakes.kubernetes_api import FakeKubernetesApi
 
-    s3 = CountingS3()
+    s3 = counting_s3()
     try:
         with FakeKubernetesApi() as k8s:
             bench = Bench(bin_dir, charm, s3, k8s, k8s.write_kubeconfig(RUN / "kubeconfig"))

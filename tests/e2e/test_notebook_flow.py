@@ -15,12 +15,14 @@ import pytest
 from mlflow_venvs import NEWEST_MLFLOW, image_mlflow_version, image_of
 from servers import DB_PASSWORD, DB_ROOT_PASSWORD, S3_SECRET_KEY
 
+import charm
 from contracts import APP, MODEL
+from pod_readiness import NO_POD_OF_SPEC
 
 pytestmark = pytest.mark.e2e
 
 VERSIONS = [image_mlflow_version(), NEWEST_MLFLOW]
-ROLLOUT = "pod spec updated: waiting for Kubernetes to roll out the MLflow pod"
+ROLLOUT = charm.ROLLOUT
 SERVICE_HOSTS = [APP, f"{APP}.{MODEL}", f"{APP}.{MODEL}.svc", f"{APP}.{MODEL}.svc.cluster.local"]
 
 
@@ -65,7 +67,7 @@ def test_tutorial_notebook_flow(deploy, s3, version):
     assert len(outcome.spec_hooks) == 1, outcome.history
     assert outcome.spec_hooks[0][1].startswith("blocked: missing relation pod-defaults"), outcome.history
     assert not [h for h in outcome.history[:-1] if h[1].startswith("active")], outcome.history
-    assert outcome.history[-2][1] == "waiting: waiting for Kubernetes to start the MLflow pod of the current pod spec"
+    assert outcome.history[-2][1] == f"waiting: {NO_POD_OF_SPEC}"
     assert outcome.history[-1][0] == "update-status"
     assert outcome.status == "active"
     _assert_no_secret_outside_secrets(deployment)

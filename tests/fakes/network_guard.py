@@ -87,7 +87,9 @@ def loopback_only(aliases=()):
         socket.socket.connect_ex = real_connect_ex
 
 
-def free_loopback_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port nothing listens on right now (connecting to it is refused):
+    the one helper every layer takes its ports from."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]

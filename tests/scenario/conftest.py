@@ -22,10 +22,11 @@ from leak_check import LeakCheck
 from ops._private.harness import ActionFailed
 from scenario.mocking import _MockModelBackend
 
+import world
 from charm import MlflowServerCharm
 from fakes.kubernetes_api import FakeKubernetesApi
-from fakes.network_guard import free_loopback_port, loopback_only
-from fakes.s3_server import HOST_ALIASES, s3_server
+from fakes.network_guard import free_port, loopback_only
+from fakes.s3_server import HOST_ALIASES, S3Server
 
 FUZZ_CASES = pytest.StashKey[dict]()
 
@@ -48,10 +49,10 @@ def no_traffic_off_loopback(network):
 @pytest.fixture(scope="session")
 def s3(network):
     # minio.kubeflow:9000 (the contract's address) reaches a free loopback port.
-    port = free_loopback_port()
+    port = free_port()
     network.alias_ports[9000] = port
-    with s3_server(port=port) as url:  # `network` makes minio.kubeflow loopback
-        yield url
+    with S3Server(port=port) as server:  # `network` makes minio.kubeflow loopback
+        yield server.url
 
 
 @pytest.fixture(autouse=True)
@@ -92,6 +93,25 @@ def pod_specs(monkeypatch, kubernetes):
 @pytest.fixture
 def ctx():
     return scenario.Context(MlflowServerCharm)
+
+
+@pytest.fixture
+def settled(ctx, tmp_path, pod_specs):
+    """The tutorial's end state (deployed, then related to each peer in turn): Active, one spec set."""
+    state = world.settled(ctx, tmp_path)
+    assert state.unit_status == scenario.ActiveStatus() and len(pod_specs) == 1
+    return state
+
+
+@pytest.fixture
+def settled_in_one_hook(ctx, tmp_path, pod_specs):
+    """Every peer related before the first config-changed, then the rollout: Active, one spec set.
+    Two hooks instead of the tutorial's seventeen, where how the unit got there does not matter."""
+    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    assert out.unit_status == world.ROLLOUT
+    out = world.rolled_out(ctx, out)
+    assert out.unit_status == scenario.ActiveStatus() and len(pod_specs) == 1
+    return out
 
 
 class _ListHandler(logging.Handler):

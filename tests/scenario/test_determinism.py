@@ -40,9 +40,6 @@ def reordered(state: scenario.State) -> scenario.State:
     return state
 
 
-ROLLOUT = scenario.WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
-
-
 def revision(spec) -> str:
     return spec["kubernetesResources"]["pod"]["annotations"]["mlflow-server.charm/spec-revision"]
 
@@ -65,7 +62,7 @@ def test_reordered_peer_data_gives_a_byte_identical_spec(ctx, tmp_path, pod_spec
 
 def test_reordered_peer_data_is_a_no_op_after_active(ctx, tmp_path, pod_specs):
     out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
-    assert out.unit_status == ROLLOUT
+    assert out.unit_status == world.ROLLOUT
     out = world.rolled_out(ctx, out)
     assert out.unit_status == scenario.ActiveStatus()
     other = reordered(out)
@@ -119,18 +116,8 @@ def test_spec_identical_across_processes_with_different_hash_seeds():
 # --- no-op hooks ------------------------------------------------------------------
 
 
-@pytest.fixture
-def active(ctx, tmp_path, pod_specs):
-    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
-    assert out.unit_status == ROLLOUT
-    out = world.rolled_out(ctx, out)
-    assert out.unit_status == scenario.ActiveStatus()
-    assert len(pod_specs) == 1
-    return out
-
-
-def test_update_status_never_sets_the_spec(ctx, active, pod_specs):
-    state = active
+def test_update_status_never_sets_the_spec(ctx, settled_in_one_hook, pod_specs):
+    state = settled_in_one_hook
     for _ in range(5):
         state = ctx.run(ctx.on.update_status(), state)
         assert state.unit_status == scenario.ActiveStatus()
@@ -138,8 +125,8 @@ def test_update_status_never_sets_the_spec(ctx, active, pod_specs):
 
 
 @pytest.mark.parametrize("endpoint", world.ALL)
-def test_repeated_relation_changed_with_equal_data_never_sets_the_spec(ctx, active, pod_specs, endpoint):
-    state = active
+def test_repeated_relation_changed_with_equal_data_never_sets_the_spec(ctx, settled_in_one_hook, pod_specs, endpoint):
+    state = settled_in_one_hook
     for _ in range(3):
         state = ctx.run(ctx.on.relation_changed(state.get_relation(world.RELATION_IDS[endpoint])), state)
         assert state.unit_status == scenario.ActiveStatus()
@@ -147,8 +134,8 @@ def test_repeated_relation_changed_with_equal_data_never_sets_the_spec(ctx, acti
 
 
 @pytest.mark.parametrize("event", ["config_changed", "leader_elected", "install", "upgrade_charm"])
-def test_events_that_change_nothing_never_set_the_spec(ctx, active, pod_specs, event):
-    out = ctx.run(getattr(ctx.on, event)(), active)
+def test_events_that_change_nothing_never_set_the_spec(ctx, settled_in_one_hook, pod_specs, event):
+    out = ctx.run(getattr(ctx.on, event)(), settled_in_one_hook)
     assert out.unit_status == scenario.ActiveStatus()
     assert len(pod_specs) == 1
 
@@ -164,10 +151,10 @@ def test_no_op_while_blocked_sets_no_spec_again(ctx, tmp_path, pod_specs):
     assert len(pod_specs) == 1
 
 
-def test_a_real_change_sets_the_spec_once(ctx, active, pod_specs):
-    changed = dataclasses.replace(active, config={"workers": 8})
+def test_a_real_change_sets_the_spec_once(ctx, settled_in_one_hook, pod_specs):
+    changed = dataclasses.replace(settled_in_one_hook, config={"workers": 8})
     out = ctx.run(ctx.on.config_changed(), changed)
-    assert out.unit_status == ROLLOUT
+    assert out.unit_status == world.ROLLOUT
     out = ctx.run(ctx.on.update_status(), out)
     assert out.unit_status == scenario.ActiveStatus()
     assert len(pod_specs) == 2
