@@ -11,6 +11,7 @@ nothing at all: it costs a few hook tool calls and restarts no pod.
 """
 
 import logging
+import time
 from typing import Any, Dict, Sequence
 
 import ops
@@ -30,14 +31,33 @@ ENDPOINTS = (peers.DB, peers.OBJECT_STORAGE, peers.INGRESS, peers.POD_DEFAULTS)
 STATUS = {"blocked": BlockedStatus, "waiting": WaitingStatus}
 STANDBY = "standby: the leader unit manages the MLflow pod"
 ROLLOUT = "pod spec updated: waiting for Kubernetes to roll out the MLflow pod"
+# A bucket deleted by hand is noticed within this many seconds of settled
+# update-status hooks (Juju runs one every 5 minutes by default).
+BUCKET_RECHECK_SECONDS = 3600
+
+
+def unreachable(app: str, model: str) -> str:
+    return (
+        f"the MLflow pod is Ready but its service does not answer /health: "
+        f"check `kubectl -n {model} get endpoints {app}`; re-checked on update-status"
+    )
 
 
 class MlflowServerCharm(CharmBase):
-    _stored = StoredState()
+    # Any: ops types stored attributes by the descriptor, not by what they hold.
+    _stored: Any = StoredState()  # type: ignore[no-untyped-call]
 
-    def __init__(self, *args):
+    def __init__(self, *args: Any):
         super().__init__(*args)
-        self._stored.set_default(spec_hash="", spec_revision="", spec_generation=0, bucket_checked="")
+        self._stored.set_default(
+            spec_hash="",
+            spec_revision="",
+            spec_generation=0,
+            bucket_checked="",
+            bucket_checked_at=0.0,
+            health_url="",
+            health_failed=False,
+        )
         self._settled = SettledInputs(self._stored)
         for event in (
             self.on.install,
@@ -93,7 +113,7 @@ class MlflowServerCharm(CharmBase):
 
     def _settled_hook_changes_nothing(self, event: EventBase) -> bool:
         if event.handle.kind == "update_status":
-            return True  # every input change comes with a hook of its own
+            return self._still_serving()  # every input change comes with a hook of its own
         if isinstance(event, RelationChangedEvent):
             # Only this endpoint's data can have changed in this hook.
             endpoint = event.relation.name
@@ -101,42 +121,63 @@ class MlflowServerCharm(CharmBase):
             return self._settled.hold_for(endpoint, reading.seen)
         return False
 
-    def _readings(self, event: EventBase) -> Dict[str, peers.Reading]:
+    def _still_serving(self) -> bool:
+        """A settled update-status asks MLflow itself, at the cost of one GET.
+        Where it does not answer, or the bucket is due a re-check, the full
+        reconcile runs and its status says what is wrong."""
+        from mlflow_health import serving
+
+        if time.time() - float(self._stored.bucket_checked_at or 0) < BUCKET_RECHECK_SECONDS:
+            if serving(self._stored.health_url):
+                return True
+            # A dead MLflow may be a deleted bucket's doing: check both.
+            self._stored.health_failed = True
+        self._stored.bucket_checked = ""
+        self._settled.forget()
+        return False
+
+    def _readings(self, event: EventBase) -> Dict[str, peers.Reading[Any]]:
         # During relation-broken the relation is still listed; it is gone for us.
         broken = event.relation.id if isinstance(event, RelationBrokenEvent) else None
         return {
             ep: peers.READERS[ep](self, [r for r in self.model.relations[ep] if r.id != broken]) for ep in ENDPOINTS
         }
 
-    def _inputs(self, readings: Dict[str, peers.Reading]) -> Dict[str, Any]:
+    def _inputs(self, readings: Dict[str, peers.Reading[Any]]) -> Dict[str, Any]:
         """Everything a hook's outcome depends on, as read from Juju, for the settled digest."""
         inputs: Dict[str, Any] = {"config": dict(self.config), "app": self.app.name, "model": self.model.name}
         inputs.update((ep, reading.seen) for ep, reading in readings.items())
         return inputs
 
-    def _converge(self, readings: Dict[str, peers.Reading]) -> None:
+    def _converge(self, readings: Dict[str, peers.Reading[Any]]) -> None:
         """Apply what the inputs allow; raise the Problem to report, or return once
         the MLflow pod of the current spec is ready."""
+        # minio and istio-pilot stop handling every relation of theirs while ours
+        # lists no versions: list them whatever else is wrong.
+        for endpoint in (peers.OBJECT_STORAGE, peers.INGRESS):
+            for relation in readings[endpoint].relations:
+                peers.send_versions(self, relation)
         pod_defaults = readings[peers.POD_DEFAULTS].relations
+        storage_reading = readings[peers.OBJECT_STORAGE]
+        # Keys that must go (minio left, or the server proxies artifacts) go
+        # even when nothing else can be published.
+        withdraw = not storage_reading.related or self.config.get("serve_artifacts") is True
         try:
             config = parse_config(self.config)
         except Blocked:
             # Publish nothing from a bad config, but admission-webhook needs the key.
-            self._publish_pod_defaults({}, pod_defaults, keep=True)
+            self._publish_pod_defaults({}, pod_defaults, keep=True, withdraw_keys=withdraw)
             raise
-        for endpoint in (peers.OBJECT_STORAGE, peers.INGRESS):
-            for relation in readings[endpoint].relations:
-                peers.send_versions(self, relation)
 
         problems = Problems()
         problems.attempt(peers.require_relations, [ep for ep in ENDPOINTS if not readings[ep].related], self.app.name)
-        storage_reading = readings[peers.OBJECT_STORAGE]
         storage = problems.attempt(storage_reading.value)
         database = problems.attempt(readings[peers.DB].value)
         self._publish_pod_defaults(
             workload.pod_defaults(config, storage, self.app.name, self.model.name),
             pod_defaults,
             keep=storage is None and storage_reading.related,
+            withdraw_keys=withdraw,
         )
         for relation in readings[peers.INGRESS].relations:
             problems.attempt(self._publish_ingress, config, relation)
@@ -147,23 +188,31 @@ class MlflowServerCharm(CharmBase):
         problems.raise_first()
         if revision is not None:
             self._check_pod_ready(revision)
+            self._check_serving(config)
 
     # --- apply ------------------------------------------------------------
 
-    def _publish_pod_defaults(self, payload: Dict, relations: Sequence[Relation], keep: bool) -> None:
+    def _publish_pod_defaults(
+        self, payload: Dict[str, Any], relations: Sequence[Relation], keep: bool, withdraw_keys: bool
+    ) -> None:
         """Always leave the key in place (the webhook indexes it); with `keep`,
-        the inputs are unusable right now, so what was published stands and
-        `payload` only fills a bag that has no key yet."""
+        the inputs are unusable right now, so what was published stands (less
+        MinIO's keys with `withdraw_keys`) and `payload` only fills a bag that
+        has no key yet."""
         for relation in relations:
-            if not (keep and relation.data[self.app].get("pod-defaults")):
-                peers.publish_pod_defaults(self, relation, payload)
+            published = peers.published_pod_defaults(self, relation)
+            if keep and published is not None:
+                if not withdraw_keys:
+                    continue
+                payload = workload.without_minio_keys(published)
+            peers.publish_pod_defaults(self, relation, payload)
 
     def _publish_ingress(self, config: CharmConfig, relation: Relation) -> None:
         version = peers.ingress_version(self, relation)
         request = workload.ingress_request(config, self.app.name, self.model.name, version)
         peers.send_ingress(self, relation, version, request)
 
-    def _apply_pod_spec(self, config: CharmConfig, storage, database) -> str:
+    def _apply_pod_spec(self, config: CharmConfig, storage: peers.ObjectStorage, database: peers.Database) -> str:
         """The revision of the spec in force. Juju applies a spec after the hook,
         so a hook that sets one cannot see its pod yet: it raises Waiting."""
         from oci_image import read_image_details
@@ -173,7 +222,8 @@ class MlflowServerCharm(CharmBase):
         text = render_pod_spec(PodSpecInputs(self.app.name, self.model.name, image, config, database, storage))
         spec_hash = self._settled.digest(text)
         if spec_hash == self._stored.spec_hash:
-            return self._stored.spec_revision
+            revision: str = self._stored.spec_revision
+            return revision
         self._stored.spec_generation += 1
         revision = f"{self.unit.name}#{self._stored.spec_generation}"
         logger.info("pod spec changed: setting revision %s", revision)
@@ -181,7 +231,7 @@ class MlflowServerCharm(CharmBase):
         self._stored.spec_hash, self._stored.spec_revision = spec_hash, revision
         raise Waiting(ROLLOUT)
 
-    def _ensure_bucket(self, config: CharmConfig, storage) -> None:
+    def _ensure_bucket(self, config: CharmConfig, storage: peers.ObjectStorage) -> None:
         from s3_bucket import ensure_bucket
 
         endpoint = workload.s3_endpoint_url(storage)
@@ -190,13 +240,26 @@ class MlflowServerCharm(CharmBase):
             return
         if ensure_bucket(endpoint, storage.access_key, storage.secret_key, config.bucket, config.create_bucket):
             logger.info("created bucket %r", config.bucket)
-        self._stored.bucket_checked = checked
+        self._stored.bucket_checked, self._stored.bucket_checked_at = checked, time.time()
 
     def _check_pod_ready(self, revision: str) -> None:
         from pod_readiness import check_pod_ready
         from pod_spec import REVISION_ANNOTATION
 
         check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision)
+
+    def _check_serving(self, config: CharmConfig) -> None:
+        """Kubernetes calls the pod Ready; after a failed health check, also ask
+        MLflow through its service, the way notebooks reach it."""
+        url = workload.tracking_uri(self.app.name, self.model.name, config.port) + workload.HEALTH_PATH
+        self._stored.health_url = url
+        if not self._stored.health_failed:
+            return
+        from mlflow_health import serving
+
+        if not serving(url):
+            raise Waiting(unreachable(self.app.name, self.model.name))
+        self._stored.health_failed = False
 
     # --- actions ----------------------------------------------------------
 

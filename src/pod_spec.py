@@ -102,6 +102,6 @@ def with_revision(text: str, revision: str) -> Dict[str, Any]:
     name the charm gives each spec it sets; it says nothing of the content)."""
     import yaml
 
-    spec = yaml.safe_load(text)
+    spec: Dict[str, Any] = yaml.safe_load(text)
     spec["kubernetesResources"]["pod"]["annotations"] = {REVISION_ANNOTATION: revision}
     return spec

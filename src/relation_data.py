@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, TypeVar
 
 import yaml
+from ops import CharmBase, Relation
 
 from problems import Blocked, Problem, Waiting
 
@@ -86,7 +87,7 @@ class Reading(Generic[T]):
     def __init__(
         self,
         endpoint: str,
-        relations: Sequence[Any],
+        relations: Sequence[Relation],
         parse: Callable[[], Optional[T]],
         app_data: bool = True,
         unit_data: bool = False,
@@ -127,7 +128,7 @@ class Reading(Generic[T]):
         return self._value
 
 
-def _first(relations: Sequence[Any], parse: Callable[[Any], T]) -> Callable[[], Optional[T]]:
+def _first(relations: Sequence[Relation], parse: Callable[[Any], T]) -> Callable[[], Optional[T]]:
     return lambda: parse(relations[0]) if relations else None
 
 
@@ -139,7 +140,7 @@ def require_relations(endpoints: Sequence[str], app_name: str) -> None:
     raise Blocked(f"missing relation{'s' if len(endpoints) > 1 else ''} {', '.join(endpoints)}: run {commands}")
 
 
-def _remote_name(relation) -> str:
+def _remote_name(relation: Relation) -> str:
     app = getattr(relation, "app", None)
     return app.name if app is not None and app.name else _PEER[relation.name]
 
@@ -152,10 +153,11 @@ def _sdi_metadata(charm_dir: str) -> Dict[str, Any]:
     # SDI's own get_interfaces reads metadata.yaml from the working directory;
     # the charm directory is where Juju (and Scenario) put it.
     with open(Path(charm_dir) / "metadata.yaml") as f:
-        return yaml.safe_load(f)["requires"]
+        requires: Dict[str, Any] = yaml.safe_load(f)["requires"]
+    return requires
 
 
-def _sdi(charm, endpoint: str):
+def _sdi(charm: CharmBase, endpoint: str) -> Any:
     from serialized_data_interface import SerializedDataInterface
 
     declared = _sdi_metadata(str(charm.charm_dir))[endpoint]
@@ -164,18 +166,19 @@ def _sdi(charm, endpoint: str):
     )
 
 
-def send_versions(charm, relation) -> None:
+def send_versions(charm: CharmBase, relation: Relation) -> None:
     """Leader: list our schema versions in our app bag, writing only on change."""
     declared = _sdi_metadata(str(charm.charm_dir))[relation.name]
     set_if_changed(relation.data[charm.app], _VERSIONS_KEY, yaml.safe_dump(list(declared["versions"])))
 
 
-def _negotiated_version(sdi, relation) -> str:
+def _negotiated_version(sdi: Any, relation: Relation) -> str:
     from serialized_data_interface import errors
 
     peer = _remote_name(relation)
     try:
-        return sdi.get_version(relation)
+        version: str = sdi.get_version(relation)
+        return version
     except errors.UnversionedRelation:
         raise Waiting(f"waiting for {peer} to list its {relation.name} schema versions")
     except errors.IncompatibleVersionsError:
@@ -211,7 +214,7 @@ def _has_yaml_aliases(text: str) -> bool:
         return False  # not YAML at all: SDI reports that
 
 
-def _peer_data(charm, relation) -> Dict[str, Any]:
+def _peer_data(charm: CharmBase, relation: Relation) -> Dict[str, Any]:
     """The remote app's SDI payload, validated against the negotiated version."""
     from serialized_data_interface import errors
 
@@ -230,11 +233,11 @@ def _peer_data(charm, relation) -> Dict[str, Any]:
         raise Blocked(f"{peer} sent unreadable {relation.name} data: it must be one YAML mapping")
 
 
-def read_object_storage(charm, relations: Sequence[Any]) -> Reading[ObjectStorage]:
+def read_object_storage(charm: CharmBase, relations: Sequence[Relation]) -> Reading[ObjectStorage]:
     return Reading(OBJECT_STORAGE, relations, _first(relations, lambda r: _object_storage(charm, r)))
 
 
-def _object_storage(charm, relation) -> ObjectStorage:
+def _object_storage(charm: CharmBase, relation: Relation) -> ObjectStorage:
     """Parse minio's object-storage data; Waiting until it has sent it."""
     data = _peer_data(charm, relation)
     peer = _remote_name(relation)
@@ -262,20 +265,20 @@ def _object_storage(charm, relation) -> ObjectStorage:
     )
 
 
-def read_ingress(charm, relations: Sequence[Any]) -> Reading[Sequence[Any]]:
+def read_ingress(charm: CharmBase, relations: Sequence[Relation]) -> Reading[Sequence[Relation]]:
     """The ingress relations; each one's schema version is `ingress_version`'s, so
     one istio-pilot that shares no version does not stop the others' routes."""
     return Reading(INGRESS, relations, lambda: relations)
 
 
-def ingress_version(charm, relation) -> str:
+def ingress_version(charm: CharmBase, relation: Relation) -> str:
     """The ingress schema version istio-pilot and this charm agree on."""
     if relation.app is None:
         raise Waiting("waiting for the remote application to join ingress")
     return _negotiated_version(_sdi(charm, INGRESS), relation)
 
 
-def send_ingress(charm, relation, version: str, request: Mapping[str, Any]) -> None:
+def send_ingress(charm: CharmBase, relation: Relation, version: str, request: Mapping[str, Any]) -> None:
     """Leader: write our ingress request, validated against the agreed version."""
     import jsonschema
 
@@ -295,11 +298,11 @@ def _valid_host(host: str) -> bool:
         return bool(_HOST_NAME.match(host))
 
 
-def read_database(charm, relations: Sequence[Any]) -> Reading[Database]:
+def read_database(charm: CharmBase, relations: Sequence[Relation]) -> Reading[Database]:
     return Reading(DB, relations, _first(relations, _database), unit_data=True)
 
 
-def _database(relation) -> Database:
+def _database(relation: Relation) -> Database:
     """Parse the first mariadb unit bag that holds every field; Waiting until one does."""
     peer = _remote_name(relation)
     bags: List[Mapping[str, str]] = [relation.data[unit] for unit in sorted(relation.units, key=lambda u: u.name)]
@@ -326,23 +329,32 @@ def _database(relation) -> Database:
 # --- pod-defaults (not SDI) --------------------------------------------------
 
 
-def read_pod_defaults(charm, relations: Sequence[Any]) -> Reading[Sequence[Any]]:
+def read_pod_defaults(charm: CharmBase, relations: Sequence[Relation]) -> Reading[Sequence[Relation]]:
     """admission-webhook sends nothing we use: only which relations there are."""
     return Reading(POD_DEFAULTS, relations, lambda: relations, app_data=False)
 
 
-def publish_pod_defaults(charm, relation, pod_defaults: Mapping[str, Any]) -> None:
+def published_pod_defaults(charm: CharmBase, relation: Relation) -> Optional[Dict[str, Any]]:
+    """What we published last on this relation; None where nothing (or nothing readable) is."""
+    try:
+        published = json.loads(relation.data[charm.app].get("pod-defaults") or "null")
+    except ValueError:
+        return None
+    return published if isinstance(published, dict) else None
+
+
+def publish_pod_defaults(charm: CharmBase, relation: Relation, pod_defaults: Mapping[str, Any]) -> None:
     """Leader: the admission-webhook reads one JSON key from our app bag."""
     set_if_changed(relation.data[charm.app], "pod-defaults", json.dumps(pod_defaults, sort_keys=True))
 
 
-def set_if_changed(bag, key: str, value: str) -> None:
+def set_if_changed(bag: Any, key: str, value: str) -> None:
     """Every relation-set is a hook tool call; skip the ones that change nothing."""
     if bag.get(key) != value:
         bag[key] = value
 
 
-READERS: Dict[str, Callable[[Any, Sequence[Any]], Reading[Any]]] = {
+READERS: Dict[str, Callable[[CharmBase, Sequence[Relation]], Reading[Any]]] = {
     DB: read_database,
     OBJECT_STORAGE: read_object_storage,
     INGRESS: read_ingress,

@@ -35,8 +35,8 @@ class SettledInputs:
         """Whether one endpoint's bags are those the unit settled on."""
         if not self:
             return False
-        settled = json.loads(self._stored.settled_endpoints or "{}").get(endpoint)
-        return self.digest(seen) == settled
+        settled: Dict[str, str] = json.loads(self._stored.settled_endpoints or "{}")
+        return self.digest(seen) == settled.get(endpoint)
 
     def remember(self, inputs: Dict[str, Any], endpoints: Iterable[str]) -> None:
         self._stored.settled_inputs = self.digest(inputs)

@@ -4,6 +4,7 @@
   pod_spec_set records every spec the charm sets, in order.
 - a real S3 server at MinIO's in-cluster address (see tests/fakes/s3_server.py)
 - a Kubernetes API on loopback that reports the MLflow pod ready or not.
+- `mlflow`: MLflow's /health at its in-cluster name (tests/fakes/mlflow_server.py).
 - `network`: the process stays on loopback whatever host the charm is fed
   (tests/fakes/network_guard.py); a test that tried to leave it fails.
 - `secrets_never_leak`: after every Context run of every test, the run's
@@ -25,6 +26,7 @@ from scenario.mocking import _MockModelBackend
 import world
 from charm import MlflowServerCharm
 from fakes.kubernetes_api import FakeKubernetesApi
+from fakes.mlflow_server import MLFLOW_HOST, HealthServer
 from fakes.network_guard import free_port, loopback_only
 from fakes.s3_server import HOST_ALIASES, S3Server
 
@@ -33,8 +35,16 @@ FUZZ_CASES = pytest.StashKey[dict]()
 
 @pytest.fixture(scope="session", autouse=True)
 def network():
-    with loopback_only(HOST_ALIASES) as guard:
+    with loopback_only((*HOST_ALIASES, MLFLOW_HOST)) as guard:
         yield guard
+
+
+@pytest.fixture(autouse=True)
+def mlflow(network):
+    """MLflow's /health at its in-cluster name, answering 200 unless the test says otherwise."""
+    with HealthServer() as server:
+        network.host_ports[MLFLOW_HOST] = server.port
+        yield server
 
 
 @pytest.fixture(autouse=True)
