@@ -10,9 +10,11 @@ on PATH (bench/juju_fake.py) and `python3` being the operator pod's Python
 3.8 when this machine has it. The model is the seed deployment with all
 four relations ready (tests/contracts.py). MinIO is a moto S3 server on a
 loopback address that `minio.kubeflow` resolves to in the charm process
-(bench/sitecustomize.py, bench only); Kubernetes is the fake API of
-tests/fakes/kubernetes_api.py through KUBECONFIG. Both count the requests
-they get, so "no S3 or Kubernetes call on a no-op hook" is measured.
+(bench/sitecustomize.py, bench only), as does MLflow's service name to the
+/health fake of tests/fakes/mlflow_server.py beside it; Kubernetes is the
+fake API of tests/fakes/kubernetes_api.py through KUBECONFIG. All three
+count the requests they get, so "no S3 or Kubernetes call on a no-op hook,
+one GET of /health on a settled update-status" is measured.
 
 The floor is `python3 -c "import ops"` with the same interpreter, paths and
 environment, run right before each hook that has a timing target. Runs are
@@ -45,6 +47,7 @@ from juju_fake import UNIT, Call, FakeJuju, install_tools  # noqa: E402
 
 import charm  # noqa: E402
 from contracts import MODEL, PEERS  # noqa: E402
+from fakes.mlflow_server import MLFLOW_HOST, HealthServer  # noqa: E402
 from fakes.s3_server import S3Server  # noqa: E402
 
 RUN = charm_dir.CACHE / "run"
@@ -72,6 +75,7 @@ class Scenario:
     tools: List[Counter] = field(default_factory=list)
     s3: List[int] = field(default_factory=list)
     k8s: List[int] = field(default_factory=list)
+    health: List[int] = field(default_factory=list)  # GETs of MLflow's /health
     imports: List[FrozenSet[str]] = field(default_factory=list)
     duplicates: List[List[str]] = field(default_factory=list)
     juju: Optional[FakeJuju] = None
@@ -123,9 +127,10 @@ def counting_s3() -> S3Server:
 
 
 class Bench:
-    def __init__(self, bin_dir: Path, charm: Path, s3: S3Server, k8s, kubeconfig: Path):
+    def __init__(self, bin_dir: Path, charm: Path, s3: S3Server, k8s, kubeconfig: Path, mlflow: HealthServer):
         self.charm = charm
         self.s3 = s3
+        self.mlflow = mlflow
         self.k8s = k8s
         self.base_env = {
             # python3 and the fake hook tools, then the system's sh, cat, env.
@@ -133,7 +138,8 @@ class Bench:
             "LANG": "C.UTF-8",
             "HOME": str(RUN / "home"),
             "KUBECONFIG": str(kubeconfig),
-            "BENCH_LOOPBACK_NAMES": f"minio.kubeflow={s3.host},minio={s3.host}",
+            # MLflow's service name reaches the fake /health beside the S3 server.
+            "BENCH_LOOPBACK_NAMES": f"minio.kubeflow={s3.host},minio={s3.host},{MLFLOW_HOST}={s3.host}",
         }
         (RUN / "home").mkdir(parents=True, exist_ok=True)
         config = yaml.safe_load((ROOT / "config.yaml").read_text())["options"]
@@ -192,7 +198,7 @@ class Bench:
         if db.exists():
             shutil.copy2(db, live)
         juju.clear_log()
-        s3_before, k8s_before = len(self.s3.requests), len(self.k8s.requests)
+        s3_before, k8s_before, health_before = len(self.s3.requests), len(self.k8s.requests), len(self.mlflow.requests)
         cpu_before = _children_cpu()
         start = time.perf_counter()
         proc = subprocess.run(
@@ -202,6 +208,7 @@ class Bench:
         cpu = _children_cpu() - cpu_before
         s3_calls = self.s3.requests[s3_before:]
         k8s_calls = self.k8s.requests[k8s_before:]
+        health_calls = self.mlflow.requests[health_before:]
         if live.exists():
             shutil.copy2(live, db)
         calls = juju.calls()
@@ -215,6 +222,7 @@ class Bench:
             "effects": effects,
             "s3": s3_calls,
             "k8s": k8s_calls,
+            "health": health_calls,
             "imports": imported,
             "log": juju.juju_log(),
         }
@@ -286,6 +294,7 @@ class Bench:
         sc.tools.append(Counter(c.tool for c in result["calls"]))
         sc.s3.append(len(result["s3"]))
         sc.k8s.append(len(result["k8s"]))
+        sc.health.append(len(result["health"]))
         sc.imports.append(result["imports"])
         sc.duplicates.append(duplicates(result["calls"]))
 
@@ -449,6 +458,9 @@ def targets(all_sc: List[Scenario], floor_med: float, enforce_timing: bool) -> b
             continue
         spec, s3, k8s = max(c["pod-spec-set"] for c in sc.tools), max(sc.s3), max(sc.k8s)
         add(spec == 0 and s3 == 0 and k8s == 0, f"{sc.name}: {spec} pod-spec-set, {s3} S3, {k8s} Kubernetes calls")
+        # A settled update-status asks MLflow itself, once; other no-op hooks do not.
+        gets, allowed = max(sc.health), int(sc.dispatch_path == "hooks/update-status")
+        add(gets == allowed, f"{sc.name}: {gets} GET of MLflow's /health (expected {allowed})")
     for sc in all_sc:
         heavy = set().union(*sc.imports) & set(HEAVY)
         extra = heavy - sc.needs
@@ -501,8 +513,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     s3 = counting_s3()
     try:
-        with FakeKubernetesApi() as k8s:
-            bench = Bench(bin_dir, charm, s3, k8s, k8s.write_kubeconfig(RUN / "kubeconfig"))
+        with FakeKubernetesApi() as k8s, HealthServer(host=s3.host, port=5000) as mlflow:
+            bench = Bench(bin_dir, charm, s3, k8s, k8s.write_kubeconfig(RUN / "kubeconfig"), mlflow)
             all_sc = scenarios()
             print(
                 f"bench: charm at {charm.relative_to(ROOT)}, Python {version} ({python}); {runs} runs per hook",

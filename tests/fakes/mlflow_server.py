@@ -13,7 +13,7 @@ MLFLOW_HOST = "mlflow-server.kubeflow.svc.cluster.local"
 
 
 class HealthServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.status = 200
         self.requests: List[str] = []
         server = self
@@ -30,7 +30,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
