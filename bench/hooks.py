@@ -181,9 +181,6 @@ class Bench:
             )
         return env
 
-    def state_db(self, juju: FakeJuju) -> Path:
-        return juju.root.parent / "unit-state.db"
-
     def run(self, sc: Scenario, juju: FakeJuju, dispatch_path: Optional[str] = None) -> Tuple[float, Dict]:
         """One hook process; returns its wall time and what it did."""
         relation = sc.relation if dispatch_path is None else None
@@ -191,12 +188,8 @@ class Bench:
         imports_out = juju.root / "imports.txt"
         imports_out.unlink(missing_ok=True)
         env = self.hook_env(target, juju, imports_out)
-        # The unit's ops state (ops 2.23 keeps a pod-spec charm's stored state
-        # in $CHARM_DIR/.unit-state.db) belongs to this scenario's unit.
-        db, live = self.state_db(juju), self.charm / ".unit-state.db"
-        live.unlink(missing_ok=True)
-        if db.exists():
-            shutil.copy2(db, live)
+        # The unit's stored state is on the (fake) controller, in the scenario's
+        # FakeJuju (state-get/state-set): nothing to carry between hooks here.
         juju.clear_log()
         s3_before, k8s_before, health_before = len(self.s3.requests), len(self.k8s.requests), len(self.mlflow.requests)
         cpu_before = _children_cpu()
@@ -209,8 +202,6 @@ class Bench:
         s3_calls = self.s3.requests[s3_before:]
         k8s_calls = self.k8s.requests[k8s_before:]
         health_calls = self.mlflow.requests[health_before:]
-        if live.exists():
-            shutil.copy2(live, db)
         calls = juju.calls()
         effects = juju.commit(calls)
         imported = frozenset(imports_out.read_text().split()) if imports_out.exists() else frozenset({"?"})
@@ -243,7 +234,6 @@ class Bench:
         (Active), as Juju would."""
         sc.juju = FakeJuju(RUN / slug(sc.name) / "juju", self.config_defaults)
         sc.juju.reset()
-        self.state_db(sc.juju).unlink(missing_ok=True)
         if sc.kind == "fresh":
             return
         _, result = self.run(sc, sc.juju, dispatch_path="hooks/config-changed")
@@ -274,7 +264,6 @@ class Bench:
         if sc.kind == "fresh":
             # The first hook of a new unit: no ops state, our bags empty, no bucket yet.
             sc.juju.reset()
-            self.state_db(sc.juju).unlink(missing_ok=True)
             self.s3.delete_bucket(BUCKET)
         elif sc.kind == "change":
             sc.flip = not sc.flip

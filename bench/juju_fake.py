@@ -38,7 +38,7 @@ UNMODELLED = (
     "k8s-raw-set k8s-spec-get k8s-spec-set leader-get leader-set network-get open-port opened-ports "
     "payload-register payload-status-set payload-unregister pod-spec-get relation-model-get "
     "secret-add secret-get secret-grant secret-ids secret-info-get secret-remove secret-revoke secret-set "
-    "state-delete state-get state-set storage-add storage-get storage-list unit-get"
+    "storage-add storage-get storage-list unit-get"
 ).split()
 
 
@@ -71,6 +71,7 @@ class FakeJuju:
             shutil.rmtree(self.root)
         (self.root / "pending").mkdir(parents=True)
         a = self.answers
+        (a / "state").mkdir(parents=True)  # the charm's stored state, kept on the controller
         self._json(a / "is-leader.json", True)
         self.set_config(config or {})
         self._json(a / "action-get.json", {})
@@ -114,7 +115,7 @@ class FakeJuju:
         for line in (self.root / "calls.log").read_text().splitlines():
             tool, _, args = line.partition(" ")
             payload = None
-            if tool in ("relation-set", "pod-spec-set") and " <" in args:
+            if tool in ("relation-set", "pod-spec-set", "state-set") and " <" in args:
                 args, _, path = args.rpartition(" <")
                 payload = Path(path)
             calls.append(Call(tool, args, payload))
@@ -153,4 +154,9 @@ class FakeJuju:
                     )
             elif call.tool == "pod-spec-set":
                 effects["pod_spec"] = yaml.safe_load(call.payload.read_text())
+            elif call.tool == "state-set":
+                for key, value in (yaml.safe_load(call.payload.read_text()) or {}).items():
+                    (self.answers / "state" / key.replace("/", "%")).write_text(value)
+            elif call.tool == "state-delete":
+                (self.answers / "state" / call.args.replace("/", "%")).unlink(missing_ok=True)
         return effects

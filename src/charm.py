@@ -11,6 +11,7 @@ nothing at all: it costs a few hook tool calls and restarts no pod.
 """
 
 import logging
+import secrets
 import time
 from typing import Any, Dict, Sequence
 
@@ -53,6 +54,9 @@ class MlflowServerCharm(CharmBase):
             spec_hash="",
             spec_revision="",
             spec_generation=0,
+            # Generated with the state: a lost state gets another, so a counter
+            # that starts again cannot name a different spec as an old one did.
+            spec_nonce=secrets.token_hex(6),
             bucket_checked="",
             bucket_checked_at=0.0,
             health_url="",
@@ -225,7 +229,7 @@ class MlflowServerCharm(CharmBase):
             revision: str = self._stored.spec_revision
             return revision
         self._stored.spec_generation += 1
-        revision = f"{self.unit.name}#{self._stored.spec_generation}"
+        revision = f"{self.unit.name}#{self._stored.spec_generation}-{self._stored.spec_nonce}"
         logger.info("pod spec changed: setting revision %s", revision)
         self.model.pod.set_spec(with_revision(text, revision))
         self._stored.spec_hash, self._stored.spec_revision = spec_hash, revision
@@ -276,4 +280,7 @@ class MlflowServerCharm(CharmBase):
 
 
 if __name__ == "__main__":
-    ops.main(MlflowServerCharm)
+    # ops would pick controller storage for a pod-spec charm by itself, says
+    # so in the log, and still keeps the state in .unit-state.db (ops 2.23):
+    # a recreated operator pod then loses it. Juju 2.9 has state-get/set.
+    ops.main(MlflowServerCharm, use_juju_for_storage=True)

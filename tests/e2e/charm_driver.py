@@ -24,6 +24,8 @@ from scenario.mocking import _MockModelBackend
 
 from charm import MlflowServerCharm
 from contracts import APP, MODEL, PEERS, RELATION_IDS
+from fakes.mlflow_server import MLFLOW_HOST
+from fakes.network_guard import loopback_only
 
 
 @dataclasses.dataclass
@@ -71,8 +73,10 @@ class CharmDriver:
             self.specs.append(spec)
 
         specs_before = len(self.specs)
+        # MLflow's in-cluster name reaches the pod the harness runs on loopback,
+        # as the Scenario layer resolves it (the charm's settled health check).
         with mock.patch.object(_MockModelBackend, "pod_spec_set", pod_spec_set):
-            with mock.patch.dict(os.environ, {"KUBECONFIG": str(self.kubeconfig)}):
+            with mock.patch.dict(os.environ, {"KUBECONFIG": str(self.kubeconfig)}), loopback_only((MLFLOW_HOST,)):
                 out = self.ctx.run(event, state)
         self.history.append((label, _status(out)))
         if len(self.specs) > specs_before:

@@ -182,3 +182,22 @@ def test_database_of_the_image_mlflow_is_migrated_for_the_newest(deploy, mariadb
     assert logged["run_id"] in report["runs_before"]
     assert report["model_versions"] == [1, 2]
     assert report["predictions_match"] is True  # version 1, logged by the old MLflow, loads and predicts
+
+
+def test_a_settled_unit_reports_mlflow_dying_and_coming_back(deploy):
+    """Issue 14.1: update-status on a settled unit asks MLflow itself, so
+    `juju status` stops saying Active when the process dies, and says it again
+    once MLflow serves again."""
+    deployment = deploy(image_mlflow_version())
+    driver, state = deployment.driver, deployment.outcome.state
+    assert deployment.outcome.status == "active"
+    assert driver.update_status(state).status == "active", "settled and serving: still Active"
+
+    deployment.pod.stop()  # the MLflow process killed; Kubernetes has not noticed yet
+    down = driver.update_status(state)
+    assert down.status == f"waiting: {charm.unreachable(APP, MODEL)}", down.history[-3:]
+
+    deployment.pod.start()
+    deployment.pod.wait_ready(timeout=240)
+    back = driver.update_status(down.state)
+    assert back.status == "active", back.history[-3:]

@@ -55,6 +55,16 @@ def state(
     )
 
 
+NONCE = "0123456789ab"
+
+
+def with_nonce(state: scenario.State, nonce: str = NONCE) -> scenario.State:
+    """The state with a known spec-revision nonce: equal inputs and equal stored
+    state must give byte-identical specs (a fresh state draws a random one)."""
+    stored = scenario.StoredState(owner_path="MlflowServerCharm", name="_stored", content={"spec_nonce": nonce})
+    return dataclasses.replace(state, stored_states={stored})
+
+
 def with_relation(state: scenario.State, rel: scenario.Relation) -> scenario.State:
     others = {r for r in state.relations if r.endpoint != rel.endpoint}
     return dataclasses.replace(state, relations=others | {rel})
