@@ -115,7 +115,7 @@ class FakeJuju:
         for line in (self.root / "calls.log").read_text().splitlines():
             tool, _, args = line.partition(" ")
             payload = None
-            if tool in ("relation-set", "pod-spec-set", "state-set") and " <" in args:
+            if tool in ("relation-set", "pod-spec-set") and " <" in args:
                 args, _, path = args.rpartition(" <")
                 payload = Path(path)
             calls.append(Call(tool, args, payload))
@@ -154,9 +154,5 @@ class FakeJuju:
                     )
             elif call.tool == "pod-spec-set":
                 effects["pod_spec"] = yaml.safe_load(call.payload.read_text())
-            elif call.tool == "state-set":
-                for key, value in (yaml.safe_load(call.payload.read_text()) or {}).items():
-                    (self.answers / "state" / key.replace("/", "%")).write_text(value)
-            elif call.tool == "state-delete":
-                (self.answers / "state" / call.args.replace("/", "%")).unlink(missing_ok=True)
+
         return effects
