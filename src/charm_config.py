@@ -35,7 +35,7 @@ def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
 
 
 def _int_in_range(raw: Mapping[str, Any], name: str, low: int, high: int) -> int:
-    value = _option(raw, name, int)
+    value: int = _option(raw, name, int)
     if not low <= value <= high:
         raise Blocked(f"config option {name}={value} is out of range {low}-{high}")
     return value
@@ -55,7 +55,7 @@ def is_valid_bucket_name(name: str) -> bool:
 
 
 def _bucket(raw: Mapping[str, Any]) -> str:
-    value = _option(raw, "default_artifact_root", str)
+    value: str = _option(raw, "default_artifact_root", str)
     if not is_valid_bucket_name(value):
         shown = value if len(value) <= 70 else value[:70] + "…"
         raise Blocked(

@@ -3,7 +3,7 @@
 Pure functions of the charm's typed inputs; the pod spec template lays them out.
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 from charm_config import CharmConfig
@@ -98,9 +98,18 @@ def notebook_env(config: CharmConfig, storage: Optional[ObjectStorage], app: str
     return env
 
 
-def pod_defaults(config: CharmConfig, storage: Optional[ObjectStorage], app: str, model: str) -> Dict:
+def pod_defaults(config: CharmConfig, storage: Optional[ObjectStorage], app: str, model: str) -> Dict[str, Any]:
     """The `pod-defaults` payload: admission-webhook makes PodDefault <app>-minio of it."""
     return {"minio": {"env": notebook_env(config, storage, app, model)}}
+
+
+def without_minio_keys(pod_defaults: Mapping[str, Any]) -> Dict[str, Any]:
+    """A published payload less MinIO's endpoint and keys: what notebooks may
+    keep when minio left or the server proxies artifacts, whatever the config."""
+    if not isinstance(pod_defaults.get("minio"), dict):
+        return dict(pod_defaults)  # nothing published for notebooks yet
+    env = pod_defaults["minio"].get("env") or {}
+    return {"minio": {"env": {k: v for k, v in env.items() if k == "MLFLOW_TRACKING_URI"}}}
 
 
 def seldon_rclone_env(storage: ObjectStorage) -> Dict[str, str]:
@@ -115,7 +124,7 @@ def seldon_rclone_env(storage: ObjectStorage) -> Dict[str, str]:
     }
 
 
-def ingress_request(config: CharmConfig, app: str, model: str, version: str) -> Dict:
+def ingress_request(config: CharmConfig, app: str, model: str, version: str) -> Dict[str, Any]:
     """What istio-pilot needs to route /mlflow/ to the service; v2 adds the namespace."""
     request = {"service": app, "port": config.port, "prefix": INGRESS_PREFIX, "rewrite": "/"}
     if version != "v1":

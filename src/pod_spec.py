@@ -72,9 +72,9 @@ def _secrets(inputs: PodSpecInputs) -> List[Dict[str, Any]]:
     ]
 
 
-def render_pod_spec(inputs: PodSpecInputs, revision: str) -> str:
-    """The pod spec as YAML text, its pod annotated with `revision` (an opaque
-    name the charm gives each spec it sets; it says nothing of the content)."""
+def render_pod_spec(inputs: PodSpecInputs) -> str:
+    """The pod spec as YAML text, without its revision: the text the charm
+    compares to the spec it set last, so the revision cannot hide a change."""
     config = inputs.config
     nodeport = {"name": nodeport_service_name(inputs.app), "port": config.nodeport} if config.nodeport_enabled else None
     return (
@@ -92,6 +92,16 @@ def render_pod_spec(inputs: PodSpecInputs, revision: str) -> str:
             db_upgrade_script=(TEMPLATES / "db_upgrade.py").read_text(),
             health_path=workload.HEALTH_PATH,
             nodeport=nodeport,
-            annotations={REVISION_ANNOTATION: revision},
+            annotations={},
         )
     )
+
+
+def with_revision(text: str, revision: str) -> Dict[str, Any]:
+    """The spec `pod-spec-set` takes, its pod annotated with `revision` (an opaque
+    name the charm gives each spec it sets; it says nothing of the content)."""
+    import yaml
+
+    spec: Dict[str, Any] = yaml.safe_load(text)
+    spec["kubernetesResources"]["pod"]["annotations"] = {REVISION_ANNOTATION: revision}
+    return spec

@@ -179,18 +179,7 @@ class Pod:
     def run_init_containers(self, timeout: float = 600) -> List[Container]:
         ran = []
         for container in (c for c in self.containers if c.init):
-            cwd = self.workdir / container.name
-            cwd.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path(container), "wb") as log:
-                result = subprocess.run(
-                    self._argv(container),
-                    env=self._environ(container),
-                    cwd=cwd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=timeout,
-                    check=False,
-                )
+            result = self._launch(container, subprocess.run, timeout=timeout, check=False)
             if result.returncode != 0:
                 raise InitContainerFailed(
                     f"init container {container.name} exited with {result.returncode}:\n{self.tail(container)}"
@@ -200,19 +189,22 @@ class Pod:
 
     def start(self) -> subprocess.Popen:
         """Start the main container (after run_init_containers, as the kubelet would)."""
-        container = self.main[0]
+        self.process = self._launch(self.main[0], subprocess.Popen, start_new_session=True)
+        return self.process
+
+    def _launch(self, container: Container, launcher, **kwargs):
+        """Run or start `container`'s process in its own directory, output to its log."""
         cwd = self.workdir / container.name
         cwd.mkdir(parents=True, exist_ok=True)
         with open(self.log_path(container), "wb") as log:
-            self.process = subprocess.Popen(
+            return launcher(
                 self._argv(container),
                 env=self._environ(container),
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                **kwargs,
             )
-        return self.process
 
     def run(self, ready_timeout: float = 180) -> "Pod":
         self.run_init_containers()

@@ -9,11 +9,6 @@ from scenario import ActiveStatus, BlockedStatus
 import world
 
 
-@pytest.fixture
-def settled(ctx, tmp_path, pod_specs):
-    return world.settled(ctx, tmp_path)
-
-
 def configure(ctx, state, **options):
     """`juju config`, then the update-status that sees the rolled-out pod."""
     return world.active(ctx, ctx.on.config_changed(), dataclasses.replace(state, config={**state.config, **options}))

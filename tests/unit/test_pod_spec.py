@@ -5,18 +5,18 @@ import yaml
 
 import mlflow_workload as workload
 from helpers import HOSTILE_PASSWORD, config, database, storage
-from pod_spec import PodSpecInputs, render_pod_spec
+from pod_spec import PodSpecInputs, render_pod_spec, with_revision
 
 IMAGE = {"imagePath": "docker.io/charmedkubeflow/mlflow:2.22.0-5be7a7a"}
 
 
 def render(cfg=None, db=None, st=None, image=IMAGE):
     inputs = PodSpecInputs("mlflow-server", "kubeflow", image, cfg or config(), db or database(), st or storage())
-    return render_pod_spec(inputs, "mlflow-server/0#1")
+    return render_pod_spec(inputs)
 
 
 def spec_of(**kwargs):
-    return yaml.safe_load(render(**kwargs))
+    return with_revision(render(**kwargs), "mlflow-server/0#1")
 
 
 def secrets(spec):

@@ -41,7 +41,7 @@ database = Database(host="10.152.183.27", port=3306, name="database", user="mysq
 storage = ObjectStorage(access_key="minio", secret_key="s3cr3t: {[yaml]}\n\u00fc", service="minio",
                         port=9000, namespace="kubeflow", secure=False)
 inputs = PodSpecInputs("mlflow-server", "kubeflow", image, config, database, storage)
-spec = render_pod_spec(inputs, "mlflow-server/0#1")
+spec = render_pod_spec(inputs)
 sys.stdout.buffer.write(spec.encode("utf-8"))
 """
 
