@@ -16,8 +16,9 @@ operator pod, so a unit's own address is not where MLflow listens; the pods
 Juju creates sit behind the one Service `<app>.<model>.svc.cluster.local`,
 whose name MLflow 3.5+'s host check always lets through. A target that names
 no unit address stays one job labelled with the application, which is what
-these metrics are. We write no unit bag: prometheus-k8s only uses unit
-addresses to expand `*` targets, and we send none.
+these metrics are. We write no unit bag: prometheus-k8s uses unit addresses
+to expand `*` targets and to tie a target whose host is a unit's address to
+that unit; neither applies to a Service.
 
 The library itself is not on PyPI (charmcraft fetch-lib vendors it, with cosl);
 this module is the provider's side of it, small and typed.
