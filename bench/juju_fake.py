@@ -94,6 +94,8 @@ class FakeJuju:
             self._json(a / "relation-get" / str(rel_id) / remote_app / "0.json", unit_bag)
             self._json(a / "relation-get" / str(rel_id) / f"{APP}.app.json", {})
             self._json(a / "relation-get" / str(rel_id) / APP / "0.json", {})
+        # The tutorial relates no Prometheus; config-changed still asks whether one is.
+        self._json(a / "relation-ids" / "metrics-endpoint.json", [])
         self.clear_log()
 
     def set_config(self, overrides: Dict) -> None:

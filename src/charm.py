@@ -82,6 +82,17 @@ class MlflowServerCharm(CharmBase):
             ):
                 self.framework.observe(event, self._reconcile)
         self.framework.observe(self.on.get_minio_credentials_action, self._on_get_minio_credentials)
+        # metrics-endpoint needs only config and topology, none of the reconcile's
+        # inputs: it stays out of the reconcile's digests and of update-status.
+        metrics_events = self.on["metrics-endpoint"]
+        for event in (
+            self.on.config_changed,
+            self.on.leader_elected,
+            self.on.upgrade_charm,
+            metrics_events.relation_created,
+            metrics_events.relation_joined,
+        ):
+            self.framework.observe(event, self._publish_scrape_job)
 
     # --- the reconcile path -----------------------------------------------
 
@@ -264,6 +275,26 @@ class MlflowServerCharm(CharmBase):
         if not serving(url):
             raise Waiting(unreachable(self.app.name, self.model.name))
         self._stored.health_failed = False
+
+    # --- metrics-endpoint (prometheus_scrape) ------------------------------
+
+    def _publish_scrape_job(self, event: EventBase) -> None:
+        """Leader: tell Prometheus where MLflow's /metrics is. Runs after the
+        reconcile on shared events, so its Blocked is the one shown."""
+        relations = self.model.relations["metrics-endpoint"]
+        if not relations or not self.unit.is_leader():
+            return
+        from metrics_endpoint import ScrapeSource, publish
+
+        try:
+            port = parse_config(self.config).port
+        except Blocked:
+            return  # the reconcile reports the option; what was published stands
+        source = ScrapeSource(self.model.name, self.model.uuid, self.app.name, self.unit.name, self.meta.name, port)
+        try:
+            publish([r.data[self.app] for r in relations], source)
+        except Blocked as problem:
+            self.unit.status = BlockedStatus(problem.message)
 
     # --- actions ----------------------------------------------------------
 

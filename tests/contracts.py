@@ -55,3 +55,15 @@ PEERS: Dict[str, Peer] = {
     "pod-defaults": Peer("pod-defaults", "admission-webhook", 4, app_data=ADMISSION_WEBHOOK_APP_DATA),
 }
 RELATION_IDS = {endpoint: peer.relation_id for endpoint, peer in PEERS.items()}
+
+# metrics-endpoint (interface prometheus_scrape), the shape prometheus-k8s's
+# charm library reads (charms.prometheus_k8s.v0.prometheus_scrape): JSON
+# strings in our app bag. prometheus-k8s writes nothing we read.
+PROMETHEUS_APP_DATA: dict = {}
+MODEL_UUID = "4a0d3c4e-7b3c-4d5e-9f60-0123456789ab"  # Juju's are version-4 UUIDs
+METRICS_ENDPOINT_APP_DATA = {
+    "scrape_jobs": '[{"metrics_path": "/metrics", "static_configs": '
+    '[{"targets": ["mlflow-server.kubeflow.svc.cluster.local:5000"]}]}]',
+    "scrape_metadata": '{"application": "mlflow-server", "charm_name": "mlflow-server", "model": "kubeflow", '
+    f'"model_uuid": "{MODEL_UUID}", "unit": "mlflow-server/0"}}',
+}
