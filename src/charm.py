@@ -49,6 +49,8 @@ class MlflowServerCharm(CharmBase):
             settled_endpoints="",
             bucket_checked="",
             digest_key=secrets.token_hex(16),
+            # The bucket a spec with serve_artifacts proxied: its runs' mlflow-artifacts:/ URIs depend on it.
+            proxied_bucket="",
         )
         for event in (
             self.on.install,
@@ -69,6 +71,7 @@ class MlflowServerCharm(CharmBase):
             ):
                 self.framework.observe(event, self._reconcile)
         self.framework.observe(self.on.get_minio_credentials_action, self._on_get_minio_credentials)
+        self.framework.observe(self.on.confirm_artifacts_copied_action, self._on_confirm_artifacts_copied)
 
     # --- the reconcile path -----------------------------------------------
 
@@ -157,6 +160,9 @@ class MlflowServerCharm(CharmBase):
         )
         if storage is None or database is None:
             return problem
+        stranded = workload.stranded_artifacts_problem(config, self._stored.proxied_bucket)
+        if stranded is not None:
+            return first_problem(problem, stranded)  # the spec in force keeps serving every run's artifacts
         revision, spec_problem = self._apply_pod_spec(config, storage, database)
         problem = first_problem(problem, self._ensure_bucket(config, storage), spec_problem)
         return problem or self._pod_readiness(revision)
@@ -208,7 +214,9 @@ class MlflowServerCharm(CharmBase):
             image = read_image_details(self.model.resources)
         except Problem as problem:
             return "", problem
-        inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage)
+        proxied = workload.proxy_bucket(config, self._stored.proxied_bucket) or ""
+        inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage, proxied or None)
+        self._stored.proxied_bucket = proxied  # from here on the spec in force proxies it
         revision = self._stored.spec_revision
         if self._digest(render_pod_spec(inputs, revision)) == self._stored.spec_hash:
             return revision, None
@@ -263,6 +271,23 @@ class MlflowServerCharm(CharmBase):
             event.fail(f"no MinIO credentials yet: {problem.message}")
             return
         event.set_results({"access-key": storage.access_key, "secret-access-key": storage.secret_key})
+
+    def _on_confirm_artifacts_copied(self, event: ActionEvent) -> None:
+        """The operator copied the proxied artifacts to default_artifact_root's bucket: proxy that one."""
+        if not self.unit.is_leader():
+            event.fail("run it on the leader unit: it alone sets the pod spec")
+            return
+        try:
+            bucket = parse_config(self.config).bucket
+        except Blocked as problem:
+            event.fail(f"fix the config first: {problem.message}")
+            return
+        if not self._stored.proxied_bucket:
+            event.fail("no artifacts were ever proxied by this unit: there is nothing to confirm")
+            return
+        event.set_results({"previous-bucket": self._stored.proxied_bucket, "bucket": bucket})
+        self._stored.proxied_bucket = bucket
+        self._reconcile(event)
 
 
 if __name__ == "__main__":
