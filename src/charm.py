@@ -61,6 +61,8 @@ class MlflowServerCharm(CharmBase):
             bucket_checked_at=0.0,
             health_url="",
             health_failed=False,
+            # The bucket a spec with serve_artifacts proxied: its runs' mlflow-artifacts:/ URIs depend on it.
+            proxied_bucket="",
         )
         self._settled = SettledInputs(self._stored)
         for event in (
@@ -82,6 +84,7 @@ class MlflowServerCharm(CharmBase):
             ):
                 self.framework.observe(event, self._reconcile)
         self.framework.observe(self.on.get_minio_credentials_action, self._on_get_minio_credentials)
+        self.framework.observe(self.on.confirm_artifacts_copied_action, self._on_confirm_artifacts_copied)
         # metrics-endpoint needs only config and topology, none of the reconcile's
         # inputs: it stays out of the reconcile's digests and of update-status.
         metrics_events = self.on["metrics-endpoint"]
@@ -234,7 +237,12 @@ class MlflowServerCharm(CharmBase):
         from pod_spec import PodSpecInputs, render_pod_spec, with_revision
 
         image = read_image_details(self.model.resources)
-        text = render_pod_spec(PodSpecInputs(self.app.name, self.model.name, image, config, database, storage))
+        # While a change would strand proxied artifacts, the spec in force keeps serving them.
+        workload.refuse_stranded_artifacts(config, self._stored.proxied_bucket)
+        proxied = workload.proxy_bucket(config, self._stored.proxied_bucket)
+        inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage, proxied)
+        self._stored.proxied_bucket = proxied or ""  # from here on the spec in force proxies it
+        text = render_pod_spec(inputs)
         spec_hash = self._settled.digest(text)
         if spec_hash == self._stored.spec_hash:
             revision: str = self._stored.spec_revision
@@ -308,6 +316,23 @@ class MlflowServerCharm(CharmBase):
             return
         assert storage is not None  # noqa: S101 - related, and a parse that returns gives a value
         event.set_results({"access-key": storage.access_key, "secret-access-key": storage.secret_key})
+
+    def _on_confirm_artifacts_copied(self, event: ActionEvent) -> None:
+        """The operator copied the proxied artifacts to default_artifact_root's bucket: proxy that one."""
+        if not self.unit.is_leader():
+            event.fail("run it on the leader unit: it alone sets the pod spec")
+            return
+        try:
+            bucket = parse_config(self.config).bucket
+        except Blocked as problem:
+            event.fail(f"fix the config first: {problem.message}")
+            return
+        if not self._stored.proxied_bucket:
+            event.fail("no artifacts were ever proxied by this unit: there is nothing to confirm")
+            return
+        event.set_results({"previous-bucket": self._stored.proxied_bucket, "bucket": bucket})
+        self._stored.proxied_bucket = bucket
+        self._reconcile(event)
 
 
 if __name__ == "__main__":

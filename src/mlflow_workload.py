@@ -7,12 +7,23 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 from charm_config import CharmConfig
+from problems import Blocked
 from relation_data import Database, ObjectStorage
 
 CONTAINER = "mlflow-server"
 HEALTH_PATH = "/health"
 METRICS_DIR = "/tmp/mlflow-metrics"  # noqa: S108 - pod-local, emptied on restart
 INGRESS_PREFIX = "/mlflow/"
+
+
+def kubernetes_literal(value: str) -> str:
+    """`value` as written into a plain env value, command or args of a pod.
+
+    Kubernetes expands `$(VAR)` and turns `$$` into `$` there (PodDefault env
+    included, once merged into a pod); doubling every `$` makes it deliver the
+    value unchanged, whatever a key or option holds.
+    """
+    return value.replace("$", "$$")
 
 
 def backend_store_uri(db: Database) -> str:
@@ -26,6 +37,8 @@ def s3_endpoint_url(storage: ObjectStorage) -> str:
     """MinIO's address as seen from inside the cluster."""
     scheme = "https" if storage.secure else "http"
     host = storage.service if storage.namespace is None else f"{storage.service}.{storage.namespace}"
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address: its colons would read as a port
     return f"{scheme}://{host}:{storage.port}"
 
 
@@ -38,7 +51,17 @@ def tracking_uri(app: str, model: str, port: int) -> str:
     return f"http://{service_hosts(app, model)[-1]}:{port}"
 
 
-def server_command(config: CharmConfig) -> List[str]:
+def proxy_bucket(config: CharmConfig, proxied_bucket: Optional[str]) -> Optional[str]:
+    """The bucket behind the server's artifact proxy, or None while nothing was proxied.
+
+    `proxied_bucket` is the bucket a spec with serve_artifacts once proxied:
+    runs logged through it hold `mlflow-artifacts:/` URIs that only the proxy
+    resolves, so it keeps serving that bucket after serve_artifacts is off.
+    """
+    return proxied_bucket or (config.bucket if config.serve_artifacts else None)
+
+
+def server_command(config: CharmConfig, proxied_bucket: Optional[str] = None) -> List[str]:
     """`mlflow server` with every option that both MLflow 2.x and 3.x know.
 
     The backend store URI holds the database password, so it is not an
@@ -47,12 +70,24 @@ def server_command(config: CharmConfig) -> List[str]:
     """
     command = ["mlflow", "server", "--host", "0.0.0.0", "--port", str(config.port)]  # noqa: S104 - the pod must accept traffic from its service
     command += ["--workers", str(config.workers), "--expose-prometheus", METRICS_DIR]
-    bucket = f"s3://{config.bucket}/"
-    if config.serve_artifacts:
-        command += ["--serve-artifacts", "--artifacts-destination", bucket]
-    else:
-        command += ["--default-artifact-root", bucket]
+    proxy = proxy_bucket(config, proxied_bucket)
+    if proxy is not None:
+        command += ["--serve-artifacts", "--artifacts-destination", f"s3://{proxy}/"]
+    if not config.serve_artifacts:
+        # New experiments write to S3 directly; older proxied runs still resolve.
+        command += ["--default-artifact-root", f"s3://{config.bucket}/"]
     return command
+
+
+def refuse_stranded_artifacts(config: CharmConfig, proxied_bucket: Optional[str]) -> None:
+    """Raise Blocked when serving artifacts from default_artifact_root would hide
+    those already proxied to another bucket: one server proxies one bucket."""
+    if not config.serve_artifacts or not proxied_bucket or proxied_bucket == config.bucket:
+        return
+    raise Blocked(
+        f"serve_artifacts=true with a new default_artifact_root strands artifacts proxied to bucket "
+        f"{proxied_bucket!r}: set it back, or copy them to the new bucket and run action confirm-artifacts-copied"
+    )
 
 
 def allowed_hosts(config: CharmConfig, app: str, model: str) -> str:
@@ -99,8 +134,12 @@ def notebook_env(config: CharmConfig, storage: Optional[ObjectStorage], app: str
 
 
 def pod_defaults(config: CharmConfig, storage: Optional[ObjectStorage], app: str, model: str) -> Dict[str, Any]:
-    """The `pod-defaults` payload: admission-webhook makes PodDefault <app>-minio of it."""
-    return {"minio": {"env": notebook_env(config, storage, app, model)}}
+    """The `pod-defaults` payload: admission-webhook makes PodDefault <app>-minio of it.
+
+    Its plain env lands in the notebook's container, where Kubernetes expands it.
+    """
+    env = notebook_env(config, storage, app, model)
+    return {"minio": {"env": {name: kubernetes_literal(value) for name, value in env.items()}}}
 
 
 def without_minio_keys(pod_defaults: Mapping[str, Any]) -> Dict[str, Any]:

@@ -46,6 +46,7 @@ _PEER = {DB: "mlflow-db (mariadb)", OBJECT_STORAGE: "minio", INGRESS: "istio-pil
 
 # \Z, not $: "$" also matches before a trailing newline ("kubeflow\n").
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+_DNS_NAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?\Z")
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}\Z")
 _DB_FIELDS = ("database", "host", "port", "user", "password")
@@ -248,13 +249,27 @@ def _object_storage(charm: CharmBase, relation: Relation) -> ObjectStorage:
     if isinstance(port, bool) or not 1 <= port <= 65535 or not float(port).is_integer():
         raise Blocked(f"{peer} sent an invalid object-storage port: it must be a whole number 1-65535")
     service, namespace = data["service"], data.get("namespace")
-    if not _DNS_LABEL.match(service):
+    if namespace is not None and not _DNS_LABEL.match(service):
         raise Blocked(f"{peer} sent an invalid object-storage service: it must be a Kubernetes service name")
+    if namespace is None:
+        # The endpoint is then http://<service>:<port>: any host will do.
+        service = _endpoint_host(service)
+        if service is None:
+            raise Blocked(
+                f"{peer} sent an invalid object-storage service: with no namespace it must be a host name or IP address"
+            )
     if namespace is not None and not _DNS_LABEL.match(namespace):
         raise Blocked(f"{peer} sent an invalid object-storage namespace: it must be a Kubernetes namespace name")
     for field in ("access-key", "secret-key"):
         if not data[field]:
             raise Blocked(f"{peer} sent an empty {field} on object-storage: set minio's {field} config")
+    for field in ("access-key", "secret-key"):
+        if not _sendable_key(field, data[field]):
+            # Not MinIO's fault: the request cannot even be made, so retrying is pointless.
+            raise Blocked(
+                f"{peer} sent an unusable {field} on object-storage: it cannot be sent in an HTTP request; "
+                f"set minio's {field} config to printable ASCII"
+            )
     return ObjectStorage(
         access_key=data["access-key"],
         secret_key=data["secret-key"],
@@ -269,6 +284,44 @@ def read_ingress(charm: CharmBase, relations: Sequence[Relation]) -> Reading[Seq
     """The ingress relations; each one's schema version is `ingress_version`'s, so
     one istio-pilot that shares no version does not stop the others' routes."""
     return Reading(INGRESS, relations, lambda: relations)
+
+
+def _endpoint_host(service: str) -> Optional[str]:
+    """`service` as the host of a URL's authority, IPv6 unbracketed, or None."""
+    bare = service[1:-1] if service.startswith("[") and service.endswith("]") else service
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        address = None
+    if address is not None:
+        # Brackets only around IPv6; a zone (%eth0) would need escaping in a URL.
+        bracketed_ok = bare is service or address.version == 6
+        return bare if bracketed_ok and "%" not in bare else None
+    if bare is not service:
+        return None
+    labels = service[:-1].split(".") if service.endswith(".") else service.split(".")
+    if len(service) > 253 or not all(_DNS_NAME_LABEL.match(label) for label in labels):
+        return None
+    if labels[-1].isdigit():
+        return None  # resolvers read "10" or "1.2" as an IPv4 address
+    return service
+
+
+def _sendable_key(field: str, key: str) -> bool:
+    """Whether botocore can put the key into a request at all.
+
+    The access key travels in the Authorization header: printable ASCII only
+    (CR/LF would split the header, non-Latin-1 cannot be encoded, and Latin-1
+    would reach MinIO as different bytes). The secret key only feeds the
+    signature (as UTF-8) and the pod's env: anything but NUL or a lone surrogate.
+    """
+    if field == "access-key":
+        return all(" " <= c <= "~" for c in key)
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in key
 
 
 def ingress_version(charm: CharmBase, relation: Relation) -> str:

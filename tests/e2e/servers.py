@@ -175,8 +175,9 @@ class S3Server:
         self.server = FakeS3(port=self.port, endpoints=(self.endpoint,))
         return self
 
-    def app_data(self) -> dict:
-        """minio's object-storage app bag (CONTRACTS.md shape) pointing at this server."""
+    def app_data(self, **fields) -> dict:
+        """minio's object-storage app bag (CONTRACTS.md shape) pointing at this server;
+        `fields` change some (moto takes any keys)."""
         import yaml
 
         data = {
@@ -186,6 +187,7 @@ class S3Server:
             "secret-key": S3_SECRET_KEY,
             "secure": False,
             "service": self.service,
+            **fields,
         }
         return {"_supported_versions": "- v1\n", "data": yaml.safe_dump(data, sort_keys=True)}
 

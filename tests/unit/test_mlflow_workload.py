@@ -4,6 +4,7 @@ import pytest
 
 import mlflow_workload as workload
 from helpers import HOSTILE_PASSWORD, config, database, storage
+from problems import Blocked
 
 
 @pytest.mark.parametrize("password", [HOSTILE_PASSWORD, "password", "@:/#%'\" ", "100%", "a b"])
@@ -27,6 +28,8 @@ def test_backend_store_uri_brackets_ipv6_hosts():
         ({}, "http://minio.kubeflow:9000"),
         ({"secure": True}, "https://minio.kubeflow:9000"),
         ({"namespace": None}, "http://minio:9000"),
+        ({"namespace": None, "service": "10.0.0.7"}, "http://10.0.0.7:9000"),
+        ({"namespace": None, "service": "fd00::7"}, "http://[fd00::7]:9000"),
         (
             {"service": "object-store", "namespace": "data", "port": 443, "secure": True},
             "https://object-store.data:443",
@@ -55,6 +58,34 @@ def test_server_command_proxies_artifacts_when_asked():
     command = workload.server_command(config(serve_artifacts=True, default_artifact_root="models"))
     assert "--serve-artifacts" in command and _flag(command, "--artifacts-destination") == "s3://models/"
     assert "--default-artifact-root" not in command
+
+
+def test_server_command_keeps_proxying_a_once_proxied_bucket():
+    off = workload.server_command(config(default_artifact_root="models"), proxied_bucket="mlflow")
+    assert "--serve-artifacts" in off and _flag(off, "--artifacts-destination") == "s3://mlflow/"
+    assert _flag(off, "--default-artifact-root") == "s3://models/"
+    on = workload.server_command(config(serve_artifacts=True), proxied_bucket="mlflow")
+    assert on == workload.server_command(config(serve_artifacts=True))
+
+
+def test_a_bucket_change_strands_proxied_artifacts_only_while_serving():
+    workload.refuse_stranded_artifacts(config(serve_artifacts=True), None)
+    workload.refuse_stranded_artifacts(config(serve_artifacts=True), "mlflow")
+    workload.refuse_stranded_artifacts(config(default_artifact_root="models"), "mlflow")
+    with pytest.raises(Blocked) as raised:
+        workload.refuse_stranded_artifacts(config(serve_artifacts=True, default_artifact_root="models"), "mlflow")
+    assert "'mlflow'" in raised.value.message and not raised.value.message.endswith("…")
+    longest = "b" * 63
+    with pytest.raises(Blocked) as raised:
+        workload.refuse_stranded_artifacts(config(serve_artifacts=True, default_artifact_root="models"), longest)
+    assert not raised.value.message.endswith("…"), "the action's name must fit in a status"
+
+
+@pytest.mark.parametrize("value", ["pa$$w0rd$(HOME)x", "$", "a$b", "no dollars"])
+def test_pod_defaults_hold_every_value_as_a_kubernetes_literal(value):
+    env = workload.pod_defaults(config(), storage(access_key=value, secret_key=value), "mlflow-server", "kubeflow")
+    sent = env["minio"]["env"]
+    assert sent["AWS_ACCESS_KEY_ID"] == sent["AWS_SECRET_ACCESS_KEY"] == value.replace("$", "$$")
 
 
 def test_server_command_exposes_prometheus_metrics():
