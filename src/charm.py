@@ -69,6 +69,9 @@ class MlflowServerCharm(CharmBase):
             ):
                 self.framework.observe(event, self._reconcile)
         self.framework.observe(self.on.get_minio_credentials_action, self._on_get_minio_credentials)
+        # One pod a unit: a unit joining or leaving changes how many pods must be Ready.
+        for event in (self.on["replicas"].relation_joined, self.on["replicas"].relation_departed):
+            self.framework.observe(event, self._on_scaled)
 
     # --- the reconcile path -----------------------------------------------
 
@@ -103,6 +106,10 @@ class MlflowServerCharm(CharmBase):
             self.unit.status = STATUS[problem.kind](problem.message)
             self._stored.settled_inputs = ""
         logger.info("%s: %s", event.handle.kind, problem.message if problem else "active")
+
+    def _on_scaled(self, event: EventBase) -> None:
+        self._stored.settled_inputs = ""  # same inputs, but another number of pods to wait for
+        self._reconcile(event)
 
     def _digest(self, value) -> str:
         data = json.dumps(value, sort_keys=True, default=str).encode()
@@ -247,7 +254,7 @@ class MlflowServerCharm(CharmBase):
         from pod_spec import REVISION_ANNOTATION
 
         try:
-            check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision)
+            check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision, self.app.planned_units)
         except Problem as problem:
             return problem
         return None
