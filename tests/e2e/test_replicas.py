@@ -42,7 +42,8 @@ def _schema_version(mariadb, database: str) -> str:
 
 
 def _run_id(port: int, run_id: str) -> dict:
-    status, body = harness.http_get(port, f"/api/2.0/mlflow/runs/get?run_id={run_id}")
+    # A worker's first request opens the store: slow on a loaded machine.
+    status, body = harness.http_get(port, f"/api/2.0/mlflow/runs/get?run_id={run_id}", timeout=120)
     assert status == 200, body
     return json.loads(body)["run"]
 
