@@ -5,9 +5,11 @@ only in port, which is all this changes in the rendered spec.
 """
 
 import copy
+import http.client
 import json
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import harness
@@ -42,8 +44,18 @@ def _schema_version(mariadb, database: str) -> str:
 
 
 def _run_id(port: int, run_id: str) -> dict:
-    # A worker's first request opens the store: slow on a loaded machine.
-    status, body = harness.http_get(port, f"/api/2.0/mlflow/runs/get?run_id={run_id}", timeout=120)
+    # A worker's first request opens the store, and uvicorn restarts a worker
+    # that misses its health ping: on a loaded machine the first tries may
+    # time out or be cut. A server that cannot answer still fails here.
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            status, body = harness.http_get(port, f"/api/2.0/mlflow/runs/get?run_id={run_id}", timeout=60)
+            break
+        except (OSError, http.client.HTTPException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
     assert status == 200, body
     return json.loads(body)["run"]
 
