@@ -40,8 +40,9 @@ lint: $(TOX)
 integration: $(TOX)
 	$(TOX) -e integration
 
-# What a hook costs (README "Hook cost"): 15 runs a hook, targets enforced.
-# CI: make bench BENCH_ARGS=--short (3 runs; timing shown, not enforced).
+# What a hook costs (README "Hook cost"): 15 runs a hook, targets enforced;
+# then big artifacts through the MLflow proxy vs straight to S3 (bench/artifacts.py).
+# CI: make bench BENCH_ARGS=--short (3 runs, 64 MiB only; timing shown, not enforced).
 bench: $(TOX)
 	$(TOX) -e bench -- $(BENCH_ARGS)
 

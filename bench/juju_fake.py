@@ -34,7 +34,7 @@ TOOLS_DIR = Path(__file__).resolve().parent / "juju-tools"
 # Every other hook tool of Juju 2.9: present, so that a call is noticed
 # rather than a "command not found"; each fails the hook (juju-tools/_unmodelled).
 UNMODELLED = (
-    "add-metric application-version-set close-port credential-get goal-state juju-reboot k8s-raw-get "
+    "add-metric application-version-set close-port credential-get juju-reboot k8s-raw-get "
     "k8s-raw-set k8s-spec-get k8s-spec-set leader-get leader-set network-get open-port opened-ports "
     "payload-register payload-status-set payload-unregister pod-spec-get relation-model-get "
     "secret-add secret-get secret-grant secret-ids secret-info-get secret-remove secret-revoke secret-set "
@@ -73,6 +73,8 @@ class FakeJuju:
         a = self.answers
         (a / "state").mkdir(parents=True)  # the charm's stored state, kept on the controller
         self._json(a / "is-leader.json", True)
+        # ops' planned_units(): the readiness check counts one pod a unit.
+        self._json(a / "goal-state.json", {"units": {UNIT: {"status": "active", "since": "2026-11-26 00:00:00Z"}}})
         self.set_config(config or {})
         self._json(a / "action-get.json", {})
         self._json(a / "status-get.False.json", {"message": "", "status": "maintenance", "status-data": {}})

@@ -96,6 +96,9 @@ class MlflowServerCharm(CharmBase):
             metrics_events.relation_joined,
         ):
             self.framework.observe(event, self._publish_scrape_job)
+        # One pod a unit: a unit joining or leaving changes how many pods must be Ready.
+        for event in (self.on["replicas"].relation_joined, self.on["replicas"].relation_departed):
+            self.framework.observe(event, self._on_scaled)
 
     # --- the reconcile path -----------------------------------------------
 
@@ -128,6 +131,10 @@ class MlflowServerCharm(CharmBase):
         # regaining leadership, check, set and report everything again.
         self._settled.forget()
         self._stored.spec_hash = self._stored.bucket_checked = ""
+
+    def _on_scaled(self, event: EventBase) -> None:
+        self._settled.forget()  # same inputs, but another number of pods to wait for
+        self._reconcile(event)
 
     def _settled_hook_changes_nothing(self, event: EventBase) -> bool:
         if event.handle.kind == "update_status":
@@ -269,7 +276,7 @@ class MlflowServerCharm(CharmBase):
         from pod_readiness import check_pod_ready
         from pod_spec import REVISION_ANNOTATION
 
-        check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision)
+        check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision, self.app.planned_units)
 
     def _check_serving(self, config: CharmConfig) -> None:
         """Kubernetes calls the pod Ready; after a failed health check, also ask

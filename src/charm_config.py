@@ -24,6 +24,9 @@ class CharmConfig:
     nodeport: int
     allowed_hosts: Tuple[str, ...]
     cors_allowed_origins: Tuple[str, ...]
+    telemetry: bool
+    worker_timeout: int
+    multipart_chunk_mib: int
 
 
 def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -85,4 +88,8 @@ def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
         nodeport=_int_in_range(raw, "mlflow_nodeport", 30000, 32767),
         allowed_hosts=_list(raw, "allowed_hosts", _HOST_PATTERN),
         cors_allowed_origins=_list(raw, "cors_allowed_origins", _ORIGIN),
+        telemetry=_option(raw, "enable_telemetry", bool),
+        worker_timeout=_int_in_range(raw, "worker_timeout", 30, 3600),
+        # S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
+        multipart_chunk_mib=_int_in_range(raw, "multipart_upload_chunk_size", 5, 5120),
     )

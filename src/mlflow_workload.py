@@ -112,7 +112,42 @@ def server_env(config: CharmConfig, storage: ObjectStorage, app: str, model: str
     }
     if config.cors_allowed_origins:
         env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] = ",".join(config.cors_allowed_origins)
+    env.update({**telemetry_env(config), **worker_timeout_env(config), **multipart_upload_env(config)})
     return env
+
+
+def telemetry_env(config: CharmConfig) -> Dict[str, str]:
+    """MLflow 3.x reports usage to its maintainers unless told not to; a
+    platform in a private cluster must not phone home unless asked."""
+    if config.telemetry:
+        return {}
+    return {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def worker_timeout_env(config: CharmConfig) -> Dict[str, str]:
+    """MLflow 2.x serves with gunicorn, whose sync workers are killed after 30 s
+    on one request: a large proxied artifact needs longer. gunicorn reads the
+    variable itself, so no flag reaches 3.x, which serves with uvicorn and
+    does not cut long requests."""
+    return {"GUNICORN_CMD_ARGS": f"--timeout {config.worker_timeout}"}
+
+
+def multipart_upload_env(config: CharmConfig) -> Dict[str, str]:
+    """What makes an MLflow client upload big proxied artifacts in parts.
+
+    The client decides (MLflow's HTTP artifact repository reads these): it
+    asks the server for one presigned MinIO URL a part and sends the parts
+    there, so no request carries the whole file. Files from one chunk up go
+    in parts (MLflow's own threshold is 500 MiB).
+    """
+    if not config.serve_artifacts:
+        return {}
+    chunk = str(config.multipart_chunk_mib * 1024 * 1024)
+    return {
+        "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+        "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": chunk,
+        "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": chunk,
+    }
 
 
 def s3_credentials_env(storage: ObjectStorage) -> Dict[str, str]:
@@ -130,6 +165,7 @@ def notebook_env(config: CharmConfig, storage: Optional[ObjectStorage], app: str
     if storage is not None and not config.serve_artifacts:
         env["MLFLOW_S3_ENDPOINT_URL"] = s3_endpoint_url(storage)
         env.update(s3_credentials_env(storage))
+    env.update(multipart_upload_env(config))
     return env
 
 

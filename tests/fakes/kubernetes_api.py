@@ -16,6 +16,7 @@ class FakeKubernetesApi:
     def __init__(self):
         self.pod_ready = True
         self.pod_count = 1
+        self.ready_pods = None  # how many of the pods are Ready; None: all or none, as pod_ready says
         self.pod_annotations = {}
         self.status_code = 200
         self.requests = []
@@ -60,11 +61,14 @@ class FakeKubernetesApi:
                     "labels": {"app.kubernetes.io/name": app},
                     "annotations": dict(self.pod_annotations),
                 },
-                "status": {"conditions": [{"type": "Ready", "status": "True" if self.pod_ready else "False"}]},
+                "status": {"conditions": [{"type": "Ready", "status": "True" if self._ready(i) else "False"}]},
             }
             for i in range(self.pod_count)
         ]
         return {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods}
+
+    def _ready(self, index: int) -> bool:
+        return self.pod_ready if self.ready_pods is None else index < self.ready_pods
 
     def apply_spec(self, spec: dict) -> None:
         """What Juju and Kubernetes do after pod-spec-set: the pods carry the new template."""

@@ -106,7 +106,9 @@ def test_narrowed_allowed_hosts_keep_every_service_name():
 
 def test_server_env_sets_cors_origins_only_when_configured():
     env = workload.server_env(config(), storage(), "mlflow-server", "kubeflow")
-    assert env == {"MLFLOW_S3_ENDPOINT_URL": "http://minio.kubeflow:9000", "MLFLOW_SERVER_ALLOWED_HOSTS": "*"}
+    assert "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS" not in env
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio.kubeflow:9000"
+    assert env["MLFLOW_SERVER_ALLOWED_HOSTS"] == "*"
     env = workload.server_env(config(cors_allowed_origins="http://gw"), storage(), "mlflow-server", "kubeflow")
     assert env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] == "http://gw"
 
@@ -121,10 +123,38 @@ def test_notebook_env_matches_the_tutorial():
     }
 
 
-def test_notebook_env_holds_only_the_tracking_uri_without_storage_or_with_proxied_artifacts():
+def test_notebook_env_holds_no_keys_without_storage_or_with_proxied_artifacts():
     expected = {"MLFLOW_TRACKING_URI": "http://mlflow-server.kubeflow.svc.cluster.local:5000"}
     assert workload.notebook_env(config(), None, "mlflow-server", "kubeflow") == expected
-    assert workload.notebook_env(config(serve_artifacts=True), storage(), "mlflow-server", "kubeflow") == expected
+    proxied = workload.notebook_env(config(serve_artifacts=True), storage(), "mlflow-server", "kubeflow")
+    assert proxied == {**expected, **workload.multipart_upload_env(config(serve_artifacts=True))}
+
+
+def test_telemetry_is_off_in_the_server_env_unless_enabled():
+    env = workload.server_env(config(), storage(), "mlflow-server", "kubeflow")
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true" and env["DO_NOT_TRACK"] == "true"
+    env = workload.server_env(config(enable_telemetry=True), storage(), "mlflow-server", "kubeflow")
+    assert "MLFLOW_DISABLE_TELEMETRY" not in env and "DO_NOT_TRACK" not in env
+
+
+def test_worker_timeout_reaches_gunicorn_through_its_env_not_a_flag():
+    env = workload.server_env(config(worker_timeout=900), storage(), "mlflow-server", "kubeflow")
+    assert env["GUNICORN_CMD_ARGS"] == "--timeout 900"
+    assert not [a for a in workload.server_command(config(worker_timeout=900)) if "timeout" in a or a == "900"]
+
+
+def test_proxied_artifacts_upload_in_parts_of_the_configured_size():
+    proxied = config(serve_artifacts=True, multipart_upload_chunk_size=64)
+    for env in (
+        workload.server_env(proxied, storage(), "mlflow-server", "kubeflow"),
+        workload.notebook_env(proxied, storage(), "mlflow-server", "kubeflow"),
+    ):
+        assert env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] == "true"
+        assert env["MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE"] == str(64 * 1024 * 1024)
+        assert env["MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE"] == str(64 * 1024 * 1024)
+        assert not [k for k in env if k.startswith("AWS_")]
+    direct = workload.notebook_env(config(), storage(), "mlflow-server", "kubeflow")
+    assert not [k for k in direct if "MULTIPART" in k]
 
 
 def test_pod_defaults_name_the_minio_poddefault():
