@@ -207,7 +207,13 @@ class MlflowServerCharm(CharmBase):
         for relation in readings[peers.INGRESS].relations:
             problems.attempt(self._publish_ingress, config, relation)
         revision = None
-        if storage is not None and database is not None:
+        # While a change would strand proxied artifacts, the spec in force keeps
+        # serving them and the new bucket is left alone.
+        if (
+            storage is not None
+            and database is not None
+            and problems.passes(workload.refuse_stranded_artifacts, config, self._stored.proxied_bucket)
+        ):
             problems.attempt(self._ensure_bucket, config, storage)
             revision = problems.attempt(self._apply_pod_spec, config, storage, database)
         problems.raise_first()
@@ -244,8 +250,6 @@ class MlflowServerCharm(CharmBase):
         from pod_spec import PodSpecInputs, render_pod_spec, with_revision
 
         image = read_image_details(self.model.resources)
-        # While a change would strand proxied artifacts, the spec in force keeps serving them.
-        workload.refuse_stranded_artifacts(config, self._stored.proxied_bucket)
         proxied = workload.proxy_bucket(config, self._stored.proxied_bucket)
         inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage, proxied)
         self._stored.proxied_bucket = proxied or ""  # from here on the spec in force proxies it

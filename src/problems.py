@@ -70,6 +70,12 @@ class Problems:
             self._found.append(problem)
             return None
 
+    def passes(self, check: Callable[..., None], *args: Any) -> bool:
+        """Whether `check(*args)` raised no Problem; one it raised is kept."""
+        found = len(self._found)
+        self.attempt(check, *args)
+        return len(self._found) == found
+
     def raise_first(self) -> None:
         problem = first_problem(*self._found)
         if problem is not None:
