@@ -24,6 +24,7 @@ class CharmConfig:
     nodeport: int
     allowed_hosts: Tuple[str, ...]
     cors_allowed_origins: Tuple[str, ...]
+    sync_profiles: bool = True
 
 
 def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -85,4 +86,6 @@ def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
         nodeport=_int_in_range(raw, "mlflow_nodeport", 30000, 32767),
         allowed_hosts=_list(raw, "allowed_hosts", _HOST_PATTERN),
         cors_allowed_origins=_list(raw, "cors_allowed_origins", _ORIGIN),
+        # Juju always sends it; absent only from callers that predate the option.
+        sync_profiles=_option(raw, "sync_profiles", bool) if "sync_profiles" in raw else True,
     )

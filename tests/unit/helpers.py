@@ -15,6 +15,7 @@ DEFAULT_CONFIG = {
     "mlflow_nodeport": 31380,
     "allowed_hosts": "*",
     "cors_allowed_origins": "",
+    "sync_profiles": True,
 }
 
 # Every character a URI, YAML or a shell could trip on.
