@@ -49,6 +49,8 @@ class MlflowServerCharm(CharmBase):
             settled_endpoints="",
             bucket_checked="",
             digest_key=secrets.token_hex(16),
+            profiles_seen="",
+            profiles_synced="",
         )
         for event in (
             self.on.install,
@@ -69,6 +71,8 @@ class MlflowServerCharm(CharmBase):
             ):
                 self.framework.observe(event, self._reconcile)
         self.framework.observe(self.on.get_minio_credentials_action, self._on_get_minio_credentials)
+        self.framework.observe(self.on.sync_profiles_action, self._on_sync_profiles)
+        self.framework.observe(self.on.remove, self._on_remove)
 
     # --- the reconcile path -----------------------------------------------
 
@@ -79,6 +83,9 @@ class MlflowServerCharm(CharmBase):
             # regaining leadership, check, set and report everything again.
             self._stored.settled_inputs = self._stored.spec_hash = self._stored.bucket_checked = ""
             return
+        if event.handle.kind == "update_status" and self._profiles_changed():
+            # A Kubeflow profile came or went: no hook tells us, so update-status asks.
+            self._stored.settled_inputs = self._stored.profiles_synced = ""
         if event.handle.kind == "update_status" and self._stored.settled_inputs:
             return  # settled, and every input change comes with a hook of its own
         if isinstance(event, RelationChangedEvent) and self._stored.settled_inputs:
@@ -152,14 +159,16 @@ class MlflowServerCharm(CharmBase):
             keep=storage_problem is not None,
         )
         ingress_problem = self._publish_ingress(config, relations[peers.INGRESS])
+        # Reported after MLflow's own problems: the server matters more than the profiles' copies.
+        profiles_problem = None if storage_problem else self._sync_profiles(config, storage)
         problem = first_problem(
             peers.missing_relations(missing, self.app.name), storage_problem, db_problem, ingress_problem
         )
         if storage is None or database is None:
-            return problem
+            return problem or profiles_problem
         revision, spec_problem = self._apply_pod_spec(config, storage, database)
         problem = first_problem(problem, self._ensure_bucket(config, storage), spec_problem)
-        return problem or self._pod_readiness(revision)
+        return problem or self._pod_readiness(revision) or profiles_problem
 
     def _object_storage(self, relation: Relation):
         return peers.read_object_storage(self, relation)
@@ -251,6 +260,97 @@ class MlflowServerCharm(CharmBase):
         except Problem as problem:
             return problem
         return None
+
+    # --- Kubeflow profiles (src/kubeflow_profiles.py) ----------------------
+
+    def _sync_profiles(self, config: CharmConfig, storage) -> Optional[Problem]:
+        """Every profile namespace gets the rendered objects (or loses ours).
+        Not granted is not a problem: profiles then stay as they are today."""
+        from kubeflow_profiles import NotGranted, sync_profiles
+
+        objects = workload.profile_objects(config, storage if config.sync_profiles else None, *self._app_model)
+        nothing = all(manifest is None for manifest in objects.values())
+        synced = self._digest(objects)
+        if synced == self._stored.profiles_synced:
+            return None  # same objects, same profiles (update-status watches those)
+        self._stored.profiles_synced = ""
+        try:
+            report = sync_profiles(workload.profile_object_name(self.app.name), objects, *self._app_model)
+        except NotGranted:
+            self._stored.profiles_seen = "off" if nothing else "not granted"
+            self._stored.profiles_synced = synced
+            return None
+        except Problem as problem:
+            return problem
+        logger.info("kubeflow profiles: %s", {k: len(v) for k, v in vars(report).items() if v})
+        problem = report.problem(workload.profile_object_name(self.app.name))
+        if problem is None:
+            self._stored.profiles_seen = "off" if nothing else "\n".join(report.namespaces)
+            self._stored.profiles_synced = synced
+        return problem
+
+    def _profiles_changed(self) -> bool:
+        """Did a profile come or go since the last sync? One request, none while
+        there is nothing to place or no sync has finished yet."""
+        if self._stored.profiles_seen in ("off", "") or not self._stored.profiles_synced:
+            return False
+        from kubeflow_profiles import profiles_marker
+
+        try:
+            return profiles_marker(self.model.name) != self._stored.profiles_seen
+        except Problem:
+            return True  # the full reconcile says what is wrong
+
+    @property
+    def _app_model(self) -> Tuple[str, str]:
+        return self.app.name, self.model.name
+
+    def _on_remove(self, _event: EventBase) -> None:
+        """The application goes: take back what it put in the profiles."""
+        from kubeflow_profiles import NotGranted, sync_profiles
+
+        if not self.unit.is_leader():
+            return  # a scale-down: the application and its profile objects stay
+        try:
+            sync_profiles(
+                workload.profile_object_name(self.app.name), {"PodDefault": None, "Secret": None}, *self._app_model
+            )
+        except NotGranted:
+            pass
+        except Problem as problem:
+            logger.warning("could not remove the Kubeflow profile objects: %s", problem.message)
+
+    def _on_sync_profiles(self, event: ActionEvent) -> None:
+        from kubeflow_profiles import NOT_GRANTED_MESSAGE, NotGranted, sync_profiles
+
+        if not self.unit.is_leader():
+            event.fail("only the leader unit syncs Kubeflow profiles: run the action on it (juju status marks it)")
+            return
+        try:
+            config = parse_config(self.config)
+        except Problem as problem:
+            event.fail(f"cannot sync Kubeflow profiles: {problem.message}")
+            return
+        if not config.sync_profiles:
+            event.fail("config option sync_profiles is false: juju config mlflow-server sync_profiles=true")
+            return
+        storage, problem = self._read(self._object_storage, self.model.relations[peers.OBJECT_STORAGE])
+        if problem is not None:
+            event.fail(f"cannot sync Kubeflow profiles: {problem.message}")
+            return
+        objects = workload.profile_objects(config, storage, *self._app_model)
+        try:
+            report = sync_profiles(workload.profile_object_name(self.app.name), objects, *self._app_model)
+        except NotGranted:
+            event.fail(NOT_GRANTED_MESSAGE)
+            return
+        except Problem as problem:
+            event.fail(problem.message)
+            return
+        event.set_results(report.results())
+        problem = report.problem(workload.profile_object_name(self.app.name))
+        if problem is not None:
+            event.fail(problem.message)
 
     # --- actions ----------------------------------------------------------
 
