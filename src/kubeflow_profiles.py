@@ -42,6 +42,7 @@ FIELD_MANAGER = "mlflow-server-charm"
 CALL_TIMEOUT_SECONDS = 3.0
 SYNC_BUDGET_SECONDS = 20.0
 GRANT_HINT = "grant the operator the mlflow-server-profiles ClusterRole (README: Every Kubeflow profile)"
+CRD_HINT = "check that admission-webhook's PodDefault kind is installed; retried at the next hook"
 NOT_GRANTED_MESSAGE = (
     "the operator may not list Kubeflow profile namespaces; juju trust mlflow-server cannot give a "
     "pod-spec charm that on Juju 2.9: " + GRANT_HINT
@@ -71,7 +72,7 @@ class SyncReport:
     deleted: List[str] = field(default_factory=list)
     unchanged: List[str] = field(default_factory=list)
     foreign: List[str] = field(default_factory=list)  # "ns/Kind" we did not make: left alone
-    refused: List[str] = field(default_factory=list)  # "ns/Kind verb (code)"
+    refused: List[str] = field(default_factory=list)  # "verb ns/Kind (HTTP code)"
     unfinished: List[str] = field(default_factory=list)  # namespaces the budget did not reach
 
     def problem(self, name: str) -> Optional[Problem]:
@@ -81,7 +82,10 @@ class SyncReport:
                 "delete it to let the charm manage it, or set sync_profiles=false"
             )
         if self.refused:
-            return Blocked(f"the Kubernetes API refused {_few(self.refused)}: {GRANT_HINT}")
+            codes = " ".join(self.refused)
+            # 404 on a create: the namespace went, or no PodDefault kind (no admission-webhook).
+            hint = GRANT_HINT if "HTTP 403" in codes or "HTTP 401" in codes else CRD_HINT
+            return Blocked(f"the Kubernetes API refused {_few(self.refused)}: {hint}")
         if self.unfinished:
             return Waiting(f"profile sync ran out of time before {_few(self.unfinished)}; retrying on update-status")
         return None
