@@ -81,6 +81,7 @@ class FakeKubernetesApi:
         self.forbidden: Set[Tuple[str, str]] = set()  # (verb, resource)
         self.stalled: Set[str] = set()
         self.rules: Optional[List[dict]] = None  # RBAC PolicyRules; None allows everything
+        self.unserved: Set[str] = set()  # resources whose CRD is not installed: 404 for any path
         self.stall_seconds = 10.0
         self._lock = threading.Lock()
         api = self
@@ -158,6 +159,8 @@ class FakeKubernetesApi:
         if parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
             return 200, self.pod_list(parts[3], query.get("labelSelector", [""])[0])
         for resource, (_, _, prefix) in KINDS.items():
+            if resource in self.unserved:
+                continue
             base = prefix.strip("/").split("/") + ["namespaces"]
             if parts[: len(base)] == base and len(parts) in (len(base) + 2, len(base) + 3):
                 if parts[len(base) + 1] != resource:

@@ -193,6 +193,14 @@ def test_a_refused_write_blocks_naming_it(ctx, tmp_path, profiles):
     assert "create admin/PodDefault (HTTP 403)" in out.unit_status.message and "ClusterRole" in out.unit_status.message
 
 
+def test_no_poddefault_kind_blocks_naming_admission_webhook(ctx, tmp_path, profiles):
+    profiles.unserved.add("poddefaults")
+    out = world.settled(ctx, tmp_path)
+    assert isinstance(out.unit_status, BlockedStatus)
+    assert "create admin/PodDefault (HTTP 404)" in out.unit_status.message
+    assert "admission-webhook" in out.unit_status.message and "ClusterRole" not in out.unit_status.message
+
+
 def test_a_stalled_api_is_waiting_after_one_bounded_call(ctx, tmp_path, profiles):
     out = world.settled(ctx, tmp_path)
     profiles.stall_seconds = 5  # longer than the charm's per-call timeout
