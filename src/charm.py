@@ -13,7 +13,7 @@ nothing at all: it costs a few hook tool calls and restarts no pod.
 import logging
 import secrets
 import time
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import ops
 from ops.charm import ActionEvent, CharmBase, RelationBrokenEvent, RelationChangedEvent
@@ -63,6 +63,9 @@ class MlflowServerCharm(CharmBase):
             health_failed=False,
             # The bucket a spec with serve_artifacts proxied: its runs' mlflow-artifacts:/ URIs depend on it.
             proxied_bucket="",
+            # What the last profile sync placed, and the profiles it found ("off", "not granted").
+            profiles_synced="",
+            profiles_seen="",
         )
         self._settled = SettledInputs(self._stored)
         for event in (
@@ -99,6 +102,8 @@ class MlflowServerCharm(CharmBase):
         # One pod a unit: a unit joining or leaving changes how many pods must be Ready.
         for event in (self.on["replicas"].relation_joined, self.on["replicas"].relation_departed):
             self.framework.observe(event, self._on_scaled)
+        self.framework.observe(self.on.sync_profiles_action, self._on_sync_profiles)
+        self.framework.observe(self.on.remove, self._on_remove)
 
     # --- the reconcile path -----------------------------------------------
 
@@ -106,6 +111,10 @@ class MlflowServerCharm(CharmBase):
         if not self.unit.is_leader():
             self._stand_by()
             return
+        if event.handle.kind == "update_status" and self._profiles_changed():
+            # A Kubeflow profile came or went: no hook tells us, so update-status asks.
+            self._settled.forget()
+            self._stored.profiles_synced = ""
         if self._settled and self._settled_hook_changes_nothing(event):
             return
         if event.handle.kind == "upgrade_charm":
@@ -206,6 +215,10 @@ class MlflowServerCharm(CharmBase):
         )
         for relation in readings[peers.INGRESS].relations:
             problems.attempt(self._publish_ingress, config, relation)
+        # Reported after MLflow's own problems: the server matters more than the profiles' copies.
+        profiles = Problems()
+        if storage is not None or not storage_reading.related:
+            profiles.attempt(self._sync_profiles, config, storage)
         revision = None
         # While a change would strand proxied artifacts, the spec in force keeps
         # serving them and the new bucket is left alone.
@@ -220,6 +233,7 @@ class MlflowServerCharm(CharmBase):
         if revision is not None:
             self._check_pod_ready(revision)
             self._check_serving(config)
+        profiles.raise_first()
 
     # --- apply ------------------------------------------------------------
 
@@ -314,6 +328,95 @@ class MlflowServerCharm(CharmBase):
             publish([r.data[self.app] for r in relations], source)
         except Blocked as problem:
             self.unit.status = BlockedStatus(problem.message)
+
+    # --- Kubeflow profiles (src/kubeflow_profiles.py) ----------------------
+
+    def _sync_profiles(self, config: CharmConfig, storage: Optional[peers.ObjectStorage]) -> None:
+        """Every profile namespace gets the rendered objects (or loses ours).
+        Not granted is not a problem: profiles then stay as they are today."""
+        from kubeflow_profiles import NotGranted, sync_profiles
+
+        objects = workload.profile_objects(config, storage if config.sync_profiles else None, *self._app_model)
+        nothing = all(manifest is None for manifest in objects.values())
+        synced = self._settled.digest(objects)
+        if synced == self._stored.profiles_synced:
+            return  # same objects, same profiles (update-status watches those)
+        self._stored.profiles_synced = ""
+        try:
+            report = sync_profiles(workload.profile_object_name(self.app.name), objects, *self._app_model)
+        except NotGranted:
+            self._stored.profiles_seen = "off" if nothing else "not granted"
+            self._stored.profiles_synced = synced
+            return
+        logger.info("kubeflow profiles: %s", {k: len(v) for k, v in vars(report).items() if v})
+        report.check(workload.profile_object_name(self.app.name))
+        self._stored.profiles_seen = "off" if nothing else "\n".join(report.namespaces)
+        self._stored.profiles_synced = synced
+
+    def _profiles_changed(self) -> bool:
+        """Did a profile come or go since the last sync? One request, none while
+        there is nothing to place or no sync has finished yet."""
+        if self._stored.profiles_seen in ("off", "") or not self._stored.profiles_synced:
+            return False
+        from kubeflow_profiles import profiles_marker
+
+        try:
+            return profiles_marker(self.model.name) != str(self._stored.profiles_seen)
+        except Problem:
+            return True  # the full reconcile says what is wrong
+
+    @property
+    def _app_model(self) -> Tuple[str, str]:
+        return self.app.name, self.model.name
+
+    def _on_remove(self, _event: EventBase) -> None:
+        """The application goes: take back what it put in the profiles."""
+        from kubeflow_profiles import NotGranted, sync_profiles
+
+        if not self.unit.is_leader():
+            return  # a scale-down: the application and its profile objects stay
+        try:
+            sync_profiles(
+                workload.profile_object_name(self.app.name), {"PodDefault": None, "Secret": None}, *self._app_model
+            )
+        except NotGranted:
+            pass
+        except Problem as problem:
+            logger.warning("could not remove the Kubeflow profile objects: %s", problem.message)
+
+    def _on_sync_profiles(self, event: ActionEvent) -> None:
+        from kubeflow_profiles import NOT_GRANTED_MESSAGE, NotGranted, sync_profiles
+
+        if not self.unit.is_leader():
+            event.fail("only the leader unit syncs Kubeflow profiles: run the action on it (juju status marks it)")
+            return
+        try:
+            config = parse_config(self.config)
+        except Problem as problem:
+            event.fail(f"cannot sync Kubeflow profiles: {problem.message}")
+            return
+        if not config.sync_profiles:
+            event.fail("config option sync_profiles is false: juju config mlflow-server sync_profiles=true")
+            return
+        try:
+            storage = peers.read_object_storage(self, self.model.relations[peers.OBJECT_STORAGE]).value()
+        except Problem as problem:
+            event.fail(f"cannot sync Kubeflow profiles: {problem.message}")
+            return
+        objects = workload.profile_objects(config, storage, *self._app_model)
+        try:
+            report = sync_profiles(workload.profile_object_name(self.app.name), objects, *self._app_model)
+        except NotGranted:
+            event.fail(NOT_GRANTED_MESSAGE)
+            return
+        except Problem as problem:
+            event.fail(problem.message)
+            return
+        event.set_results(report.results())
+        try:
+            report.check(workload.profile_object_name(self.app.name))
+        except Problem as problem:
+            event.fail(problem.message)
 
     # --- actions ----------------------------------------------------------
 

@@ -27,6 +27,7 @@ class CharmConfig:
     telemetry: bool
     worker_timeout: int
     multipart_chunk_mib: int
+    sync_profiles: bool
 
 
 def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -92,4 +93,5 @@ def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
         worker_timeout=_int_in_range(raw, "worker_timeout", 30, 3600),
         # S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
         multipart_chunk_mib=_int_in_range(raw, "multipart_upload_chunk_size", 5, 5120),
+        sync_profiles=_option(raw, "sync_profiles", bool),
     )

@@ -3,6 +3,7 @@
 Pure functions of the charm's typed inputs; the pod spec template lays them out.
 """
 
+import base64
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
@@ -205,3 +206,73 @@ def ingress_request(config: CharmConfig, app: str, model: str, version: str) -> 
     if version != "v1":
         request["namespace"] = model
     return request
+
+
+# --- Kubeflow profile namespaces (applied there by kubeflow_profiles.py) ---
+
+PODDEFAULT_API_VERSION = "kubeflow.org/v1alpha1"
+
+
+def profile_object_name(app: str) -> str:
+    """The name admission-webhook gives its copy in the model's namespace, so
+    notebooks tick the same `<app>-minio` box in every namespace."""
+    return f"{app}-minio"
+
+
+def profile_secret(config: CharmConfig, storage: Optional[ObjectStorage], app: str) -> Optional[Dict[str, Any]]:
+    """The Secret a profile's PodDefault takes the MinIO keys from.
+
+    None where notebooks need no keys (proxied artifacts) or there are none
+    to give (no object-storage relation): the profile must not keep a copy.
+    """
+    if storage is None or config.serve_artifacts:
+        return None
+    data = {
+        key: base64.b64encode(value.encode("utf-8")).decode("ascii")
+        for key, value in sorted(s3_credentials_env(storage).items())
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": profile_object_name(app)},
+        "type": "Opaque",
+        "data": data,
+    }
+
+
+def profile_pod_default(
+    config: CharmConfig, storage: Optional[ObjectStorage], app: str, model: str
+) -> Optional[Dict[str, Any]]:
+    """The PodDefault of a profile namespace: notebook_env, keys by reference.
+
+    The keys come from the profile's own Secret (a pod resolves secretKeyRef
+    in its own namespace), so the PodDefault body, which every user of the
+    namespace can read, never holds them.
+    """
+    if storage is None:
+        return None
+    name = profile_object_name(app)
+    keys = s3_credentials_env(storage)
+    env: List[Dict[str, Any]] = []
+    for var, value in notebook_env(config, storage, app, model).items():
+        if var in keys:
+            env.append({"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": var}}})
+        else:
+            env.append({"name": var, "value": value})
+    return {
+        "apiVersion": PODDEFAULT_API_VERSION,
+        "kind": "PodDefault",
+        "metadata": {"name": name},
+        "spec": {"desc": name, "selector": {"matchLabels": {name: "true"}}, "env": env},
+    }
+
+
+def profile_objects(
+    config: CharmConfig, storage: Optional[ObjectStorage], app: str, model: str
+) -> Dict[str, Optional[Dict[str, Any]]]:
+    """{kind: manifest or None} in the order they must be applied: the Secret
+    exists before a PodDefault refers to it. None means: remove ours."""
+    return {
+        "Secret": profile_secret(config, storage, app),
+        "PodDefault": profile_pod_default(config, storage, app, model),
+    }

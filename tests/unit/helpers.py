@@ -18,6 +18,7 @@ DEFAULT_CONFIG = {
     "enable_telemetry": False,
     "worker_timeout": 600,
     "multipart_upload_chunk_size": 100,
+    "sync_profiles": True,
 }
 
 # Every character a URI, YAML or a shell could trip on.
