@@ -283,7 +283,10 @@ class MlflowServerCharm(CharmBase):
         from s3_bucket import ensure_bucket
 
         endpoint = workload.s3_endpoint_url(storage)
-        checked = self._settled.digest([endpoint, storage.access_key, storage.secret_key, config.bucket])
+        # The create option too: turned off, a bucket deleted meanwhile must be reported, not made.
+        checked = self._settled.digest(
+            [endpoint, storage.access_key, storage.secret_key, config.bucket, config.create_bucket]
+        )
         if checked == self._stored.bucket_checked:
             return
         if ensure_bucket(endpoint, storage.access_key, storage.secret_key, config.bucket, config.create_bucket):

@@ -25,7 +25,10 @@ def _measured(slow: str = "", s3_on: str = "", status_of: str = ""):
             sc.times.append(FLOOR * (2 if sc.name == slow else 1.1))
             sc.tools.append(Counter({"pod-spec-set": spec_set, "is-leader": 1}))
             sc.s3.append(1 if sc.name == s3_on else 0)
-            sc.k8s.append(0)
+            # A settled update-status asks MLflow's /health once; with the profile sync
+            # on it also asks Kubernetes once whether a profile came or went.
+            sc.k8s.append(1 if sc.kind == "watch" else 0)
+            sc.health.append(1 if sc.dispatch_path == "hooks/update-status" and sc.kind in ("noop", "watch") else 0)
             sc.imports.append(frozenset(sc.needs))
             sc.duplicates.append([])
             sc.statuses.append(
@@ -72,10 +75,10 @@ def test_every_listed_target_has_its_own_line(capsys):
 
 
 def test_a_failed_target_is_a_fail_line_counted_and_fails_the_run(capsys):
-    ok, lines, summary = _verdicts(capsys, _measured(s3_on="update-status (no-op)"), True)
+    ok, lines, summary = _verdicts(capsys, _measured(s3_on="update-status (no-op, no profile sync)"), True)
     assert not ok
     assert [line for line in lines if line.startswith("  FAIL")] == [
-        "  FAIL  update-status (no-op): 0 pod-spec-set, 1 S3, 0 Kubernetes calls"
+        "  FAIL  update-status (no-op, no profile sync): 0 pod-spec-set, 1 S3, 0 Kubernetes calls"
     ]
     assert _summary_counts(summary) == (len(lines), len(lines) - 1, 1)
 
@@ -87,7 +90,7 @@ def test_a_spec_hook_that_does_not_end_waiting_fails(capsys):
 
 
 def test_a_slow_hook_in_short_mode_is_printed_and_counted_but_does_not_fail(capsys):
-    ok, lines, summary = _verdicts(capsys, _measured(slow="update-status (no-op)"), False)
+    ok, lines, summary = _verdicts(capsys, _measured(slow="update-status (no-op, no profile sync)"), False)
     assert ok
     assert any(line.startswith("  FAIL (timing, not enforced in --short)  update-status") for line in lines)
     assert _summary_counts(summary) == (len(lines), len(lines) - 1, 1)

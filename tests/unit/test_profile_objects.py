@@ -47,10 +47,13 @@ def test_the_secret_holds_both_keys_exactly():
     assert decoded == {"AWS_ACCESS_KEY_ID": "minio", "AWS_SECRET_ACCESS_KEY": HOSTILE_PASSWORD}
 
 
-def test_proxied_artifacts_leave_no_secret_and_only_the_tracking_uri():
+def test_proxied_artifacts_leave_no_secret_and_no_minio_endpoint_or_key():
     proxied = config(serve_artifacts=True)
     assert workload.profile_secret(proxied, storage(), APP) is None
-    assert list(_env(workload.profile_pod_default(proxied, storage(), APP, MODEL))) == ["MLFLOW_TRACKING_URI"]
+    env = _env(workload.profile_pod_default(proxied, storage(), APP, MODEL))
+    # The tracking URI and the multipart upload settings, as the kubeflow namespace's PodDefault has them.
+    assert sorted(env) == sorted(workload.notebook_env(proxied, storage(), APP, MODEL))
+    assert "MLFLOW_TRACKING_URI" in env and not {"MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"} & set(env)
 
 
 def test_without_object_storage_nothing_is_offered():
