@@ -35,6 +35,10 @@ ROLLOUT = "pod spec updated: waiting for Kubernetes to roll out the MLflow pod"
 # A bucket deleted by hand is noticed within this many seconds of settled
 # update-status hooks (Juju runs one every 5 minutes by default).
 BUCKET_RECHECK_SECONDS = 3600
+# Without the grant (kubeflow-profiles-rbac.yaml), a settled update-status asks
+# Kubernetes whether it came at most this often: the untrusted default then
+# costs what it did before the profile sync; `sync-profiles` asks at once.
+GRANT_RECHECK_SECONDS = 3600
 
 
 def unreachable(app: str, model: str) -> str:
@@ -66,6 +70,7 @@ class MlflowServerCharm(CharmBase):
             # What the last profile sync placed, and the profiles it found ("off", "not granted").
             profiles_synced="",
             profiles_seen="",
+            profiles_asked_at=0.0,
         )
         self._settled = SettledInputs(self._stored)
         for event in (
@@ -337,7 +342,7 @@ class MlflowServerCharm(CharmBase):
     def _sync_profiles(self, config: CharmConfig, storage: Optional[peers.ObjectStorage]) -> None:
         """Every profile namespace gets the rendered objects (or loses ours).
         Not granted is not a problem: profiles then stay as they are today."""
-        from kubeflow_profiles import NotGranted, sync_profiles
+        from kubeflow_profiles import NOT_GRANTED, NotGranted, sync_profiles
 
         objects = workload.profile_objects(config, storage if config.sync_profiles else None, *self._app_model)
         nothing = all(manifest is None for manifest in objects.values())
@@ -348,7 +353,8 @@ class MlflowServerCharm(CharmBase):
         try:
             report = sync_profiles(workload.profile_object_name(self.app.name), objects, *self._app_model)
         except NotGranted:
-            self._stored.profiles_seen = "off" if nothing else "not granted"
+            self._stored.profiles_seen = "off" if nothing else NOT_GRANTED
+            self._stored.profiles_asked_at = time.time()
             self._stored.profiles_synced = synced
             return
         logger.info("kubeflow profiles: %s", {k: len(v) for k, v in vars(report).items() if v})
@@ -361,8 +367,12 @@ class MlflowServerCharm(CharmBase):
         there is nothing to place or no sync has finished yet."""
         if self._stored.profiles_seen in ("off", "") or not self._stored.profiles_synced:
             return False
-        from kubeflow_profiles import profiles_marker
+        from kubeflow_profiles import NOT_GRANTED, profiles_marker  # lightkube only once it asks
 
+        not_granted = self._stored.profiles_seen == NOT_GRANTED
+        if not_granted and time.time() - float(self._stored.profiles_asked_at) < GRANT_RECHECK_SECONDS:
+            return False
+        self._stored.profiles_asked_at = time.time()
         try:
             return profiles_marker(self.model.name) != str(self._stored.profiles_seen)
         except Problem:

@@ -54,6 +54,10 @@ NOT_GRANTED_MESSAGE = (
 )
 
 
+# What profiles_marker says while the operator may not list namespaces.
+NOT_GRANTED = "not granted"
+
+
 class NotGranted(Exception):
     """The operator may not list namespaces: the admin has not granted access."""
 
@@ -133,7 +137,7 @@ def profiles_marker(model: str) -> str:
     try:
         return "\n".join(list_profiles(_client(model)))
     except NotGranted:
-        return "not granted"
+        return NOT_GRANTED
 
 
 def _client(model: str) -> "Client":

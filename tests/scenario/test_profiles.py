@@ -9,15 +9,17 @@ change and go away when they are no longer wanted.
 import base64
 import dataclasses
 import json
+import time
 
 import pytest
 from ops.model import ActiveStatus, BlockedStatus, WaitingStatus
 from scenario import ActionFailed
 
+import charm
 import world
 from contracts import MINIO_APP_DATA, MINIO_SECRET_KEY
 from fakes.kubernetes_api import rbac_rules
-from fakes.network_guard import free_loopback_port
+from fakes.network_guard import free_port
 
 NAME = "mlflow-server-minio"
 OURS = {
@@ -104,7 +106,9 @@ def test_serve_artifacts_removes_the_secret_and_turning_it_off_brings_it_back(ct
     out = world.settled(ctx, tmp_path)
     out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"serve_artifacts": True}))
     secret, pod_default = _objects(profiles, "admin")
-    assert secret is None and list(_env(pod_default)) == ["MLFLOW_TRACKING_URI"]
+    env = _env(pod_default)
+    assert secret is None and "MLFLOW_TRACKING_URI" in env
+    assert not {"MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env)
     out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"serve_artifacts": False}))
     secret, pod_default = _objects(profiles, "admin")
     assert _secret_keys(secret)["AWS_SECRET_ACCESS_KEY"] == MINIO_SECRET_KEY
@@ -186,6 +190,22 @@ def test_without_the_grant_nothing_changes_and_the_action_says_what_is_needed(ct
     assert "juju trust mlflow-server" in failed.value.message and "ClusterRole" in failed.value.message
 
 
+def test_without_the_grant_a_settled_update_status_asks_kubernetes_at_most_hourly(ctx, tmp_path, profiles, monkeypatch):
+    profiles.forbid("list", "namespaces")
+    out = world.settled(ctx, tmp_path)
+    asked = len(profiles.api_requests)
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == ActiveStatus() and len(profiles.api_requests) == asked
+
+    # An hour on, the admin has applied the ClusterRole: the next update-status finds out.
+    later = time.time() + charm.GRANT_RECHECK_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    profiles.forbidden.clear()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == ActiveStatus()
+    assert _objects(profiles, "admin")[1] is not None, "the profile got its PodDefault once the grant was seen"
+
+
 def test_a_refused_write_blocks_naming_it(ctx, tmp_path, profiles):
     profiles.forbid("create", "poddefaults")
     out = world.settled(ctx, tmp_path)
@@ -217,7 +237,7 @@ def test_a_stalled_api_is_waiting_after_one_bounded_call(ctx, tmp_path, profiles
 
 def test_an_unreachable_api_is_waiting_naming_it(ctx, tmp_path, profiles, monkeypatch):
     out = world.settled(ctx, tmp_path)
-    nobody = {"server": f"http://127.0.0.1:{free_loopback_port()}"}
+    nobody = {"server": f"http://127.0.0.1:{free_port()}"}
     config = json.loads(profiles.write_kubeconfig(tmp_path / "closed").read_text())
     config["clusters"][0]["cluster"] = nobody
     (tmp_path / "closed").write_text(json.dumps(config))
