@@ -170,19 +170,64 @@ def test_every_relation_has_a_row_with_its_interface():
         assert rows[name][1] == f"`{interface}`", name
 
 
-def _message_parts(node):
-    """A message literal as text pieces, None standing for each formatted value."""
+def _message_alternatives(node, names, depth=0):
+    """Every message an expression can be, each as text pieces (None for a formatted value).
+
+    `names` (from _module_names) lets a message kept in a module constant
+    (`STANDBY`) or built by a function that returns it (`unreachable(app,
+    model)`) be read too. None when the expression is anything else.
+    """
+    if depth > 10:  # a constant defined through itself: give up rather than recurse forever
+        return None
+
+    def again(child):
+        return _message_alternatives(child, names, depth + 1)
+
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
+        return [[node.value]]
     if isinstance(node, ast.JoinedStr):
         parts = []
         for value in node.values:
-            parts.extend(_message_parts(value) if isinstance(value, ast.Constant) else [None])
-        return parts
+            parts.extend([value.value] if isinstance(value, ast.Constant) else [None])
+        return [parts]
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        left, right = _message_parts(node.left), _message_parts(node.right)
-        return left + right if left is not None and right is not None else None
+        left, right = again(node.left), again(node.right)
+        if left is None or right is None:
+            return None
+        return [a + b for a in left for b in right]
+    if isinstance(node, ast.IfExp):
+        body, orelse = again(node.body), again(node.orelse)
+        return body + orelse if body is not None and orelse is not None else None
+    name = node.func if isinstance(node, ast.Call) else node
+    name = name.id if isinstance(name, ast.Name) else name.attr if isinstance(name, ast.Attribute) else None
+    if name in names and isinstance(node, ast.Call) == isinstance(names[name], ast.Lambda):
+        definition = names[name]
+        return again(definition.body if isinstance(definition, ast.Lambda) else definition)
     return None
+
+
+def _module_names(trees):
+    """Module-level string constants and functions that only return a message, by name.
+
+    A function is kept as an ast.Lambda around its returned expression; the
+    calls that use it are told apart from uses of a constant by that type.
+    """
+    names = {}
+    for tree in trees:
+        for statement in tree.body:
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target = statement.targets[0]
+                if isinstance(target, ast.Name) and target.id.isupper():
+                    names[target.id] = statement.value
+            elif isinstance(statement, ast.FunctionDef):
+                body = [
+                    s for s in statement.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+                ]
+                if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+                    returned = body[0].value
+                    if not isinstance(returned, ast.Call):  # a function returning a Problem is found where it builds it
+                        names[statement.name] = ast.Lambda(args=statement.args, body=returned)
+    return names
 
 
 def _key(parts):
@@ -203,19 +248,24 @@ def _key(parts):
 
 def source_messages(src: Path = ROOT / "src"):
     """(file:line, status, key) of every status message literal in src/."""
+    trees = {path: ast.parse(path.read_text(), str(path)) for path in sorted(src.glob("*.py"))}
+    names = _module_names(trees.values())
     found = []
-    for path in sorted(src.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for path, tree in trees.items():
+        # The module's own names win over a namesake elsewhere (two modules have an `unreachable`).
+        local = {**names, **_module_names([tree])}
+        for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and node.args):
                 continue
             func = node.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
             if name not in STATUS_CALLS:
                 continue
-            parts = _message_parts(node.args[0])
-            if parts is None:
+            alternatives = _message_alternatives(node.args[0], local)
+            if alternatives is None:
                 continue  # a message passed on (e.g. a Problem's), documented where it is built
-            found.append((f"{path.name}:{node.lineno}", STATUS_CALLS[name], _key(parts)))
+            for parts in alternatives:
+                found.append((f"{path.name}:{node.lineno}", STATUS_CALLS[name], _key(parts)))
     return found
 
 
@@ -294,6 +344,29 @@ def test_the_status_check_catches_a_new_message_and_tolerates_formatted_parts(tm
     assert undocumented(messages, readme_messages(table)) == []
     # A row under the wrong status does not count.
     assert len(undocumented(messages, readme_messages(table.replace("| waiting |", "| blocked |")))) == 1
+
+
+def test_the_status_check_reads_messages_kept_in_constants_and_functions(tmp_path):
+    (tmp_path / "hints.py").write_text("HINT = 'peel them first'\n")
+    (tmp_path / "new.py").write_text(
+        "from hints import HINT\n"
+        "RIPE = 'waiting for the bananas to ripen'\n"
+        "GREEN = 'the bananas are still green: ' + HINT\n"
+        "def rotten(n):\n"
+        "    '''Why it is blocked.'''\n"
+        "    return f'{n} bananas are rotten: throw them away'\n"
+        "def f(ripe, n, problem):\n"
+        "    raise Waiting(RIPE if ripe else GREEN)\n"
+        "    raise Blocked(rotten(n))\n"
+        "    raise Blocked(problem.message)\n"
+    )
+    messages = source_messages(tmp_path)
+    keys = [(status, "".join("{...}" if p is None else p for p in key)) for _, status, key in messages]
+    assert keys == [
+        ("waiting", "waiting for the bananas to ripen"),
+        ("waiting", "the bananas are still green"),
+        ("blocked", "{...} bananas are rotten"),
+    ]
 
 
 # --- links ---------------------------------------------------------------------------
