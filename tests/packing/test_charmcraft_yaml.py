@@ -19,6 +19,8 @@ import yaml
 pytest.importorskip("charmcraft.models.project", reason="charmcraft lives in its own env: run `tox -e charmcraft`")
 
 ROOT = Path(__file__).resolve().parents[2]
+# charmcraft must load every action actions.yaml declares, no more, no fewer.
+ACTIONS = set(yaml.safe_load((ROOT / "actions.yaml").read_text()))
 PROJECT_FILES = ("charmcraft.yaml", "metadata.yaml", "config.yaml", "actions.yaml", "requirements.txt")
 
 
@@ -54,7 +56,7 @@ def test_charmcraft_yaml_is_a_valid_charmcraft_4_project(load_project):
     assert isinstance(project, PlatformCharm)
     assert project.base == "ubuntu@20.04"  # the operator pod's OS: Python 3.8
     assert project.name == metadata["name"]  # merged in from metadata.yaml
-    assert set(project.actions) == {"get-minio-credentials"}
+    assert set(project.actions) == ACTIONS
     assert "mlflow_port" in project.config["options"]
     charm_part = project.parts["charm"]
     assert charm_part["plugin"] == "charm"
@@ -127,4 +129,4 @@ def test_charmcraft_command_line_loads_the_project(tmp_path):
     assert expanded["name"] == "mlflow-server"
     assert expanded["base"] == "ubuntu@20.04"
     assert expanded["parts"]["charm"]["plugin"] == "charm"
-    assert set(expanded["actions"]) == {"get-minio-credentials"}
+    assert set(expanded["actions"]) == ACTIONS
