@@ -256,7 +256,7 @@ class CharmMachine(RuleBasedStateMachine):
         specs_before = len(self.pod_specs)
 
         out = self.ctx.run(event, self.state)  # an uncaught exception in the charm fails the step here
-        self.hooks.append(kind)
+        self.hooks.append((kind, expected))
         self.state = out
 
         status = out.unit_status
@@ -347,12 +347,12 @@ class CharmMachine(RuleBasedStateMachine):
         self.state = world.update_relation(self.state, endpoint, **changes)
         self._hook(self.ctx.on.relation_changed(self._relation(endpoint), remote_unit=0), "relation_changed")
 
-    @precondition(lambda self: len(self.world.related) < len(world.ALL))
-    @rule(data=st.data(), with_data=st.booleans())
-    def relate(self, data, with_data):
+    @rule(endpoint=st.sampled_from(world.ALL), with_data=st.booleans())
+    def relate(self, endpoint, with_data):
         """`juju relate`: created and joined with empty bags; then, or later, the peer's data."""
         self.count_step()
-        endpoint = data.draw(st.sampled_from(sorted(set(world.ALL) - self.world.related)), label="endpoint")
+        if endpoint in self.world.related:
+            return  # Juju refuses a second relation to the same peer
         empty = world.relation(endpoint, remote_app_data={}, remote_units_data={0: {}})
         self.state = world.with_relation(self.state, empty)
         self.world.related.add(endpoint)
@@ -382,12 +382,12 @@ class CharmMachine(RuleBasedStateMachine):
         if variant in MINIO_KEYS:
             self.world.minio_keys_sent.add(MINIO_KEYS[variant])
 
-    @precondition(lambda self: self.world.related)
-    @rule(data=st.data())
-    def unrelate(self, data):
+    @rule(endpoint=st.sampled_from(world.ALL))
+    def unrelate(self, endpoint):
         """`juju remove-relation`: the peer's unit departs, relation-broken, then the relation is gone."""
         self.count_step()
-        endpoint = data.draw(st.sampled_from(sorted(self.world.related)), label="endpoint")
+        if endpoint not in self.world.related:
+            return
         self.state = world.update_relation(self.state, endpoint, remote_units_data={})
         if endpoint == DB:
             self.world.mariadb = None
@@ -429,11 +429,11 @@ class CharmMachine(RuleBasedStateMachine):
         self.world.istio_listed = True
         self._peer_sends(INGRESS, remote_app_data=dict(ISTIO_PILOT_APP_DATA))
 
-    @rule(option=st.sampled_from(sorted(CONFIG_VALUES)), data=st.data())
-    def juju_config(self, option, data):
+    @rule(setting=st.sampled_from([(option, value) for option, values in CONFIG_VALUES.items() for value in values]))
+    def juju_config(self, setting):
         """`juju config`: one option to a valid or an invalid value (serve_artifacts toggles)."""
         self.count_step()
-        value = data.draw(st.sampled_from(CONFIG_VALUES[option]), label="value")
+        option, value = setting
         self.world.config[option] = value
         overrides = {k: v for k, v in self.world.config.items() if v != CONFIG_DEFAULTS[k]}
         self.state = dataclasses.replace(self.state, config=overrides)
@@ -534,10 +534,10 @@ def fast_hooks(network, kubernetes, monkeypatch):
     network.loopback_ports = {network.alias_ports[9000], kubernetes.server.server_address[1]}
 
 
-def test_random_sequences_end_in_a_status_that_matches_the_world(
-    ctx, kubernetes, s3_buckets, pod_specs, secrets_never_leak, fuzz_cases, fast_hooks, tmp_path, monkeypatch
-):
-    hooks = []
+@pytest.fixture
+def hooks(ctx, kubernetes, s3_buckets, pod_specs, fuzz_cases, fast_hooks, tmp_path, monkeypatch):
+    """Hands the fixtures to CharmMachine; every hook it runs is listed as (event, expected status)."""
+    ran = []
     fixtures = {
         "ctx": ctx,
         "kubernetes": kubernetes,
@@ -545,12 +545,70 @@ def test_random_sequences_end_in_a_status_that_matches_the_world(
         "pod_specs": pod_specs,
         "tmp": tmp_path,
         "count_step": fuzz_cases,
-        "hooks": hooks,
+        "hooks": ran,
     }
     monkeypatch.setattr(CharmMachine, "fixtures", fixtures)
+    return ran
+
+
+def test_random_sequences_end_in_a_status_that_matches_the_world(hooks, secrets_never_leak):
     runs_before = secrets_never_leak.runs
     run_state_machine_as_test(CharmMachine, settings=MACHINE_SETTINGS)
-    assert hooks, "the machine ran no hook"
     assert secrets_never_leak.runs - runs_before == len(hooks), "every hook must go through the leak check"
+    events, statuses = {kind for kind, _ in hooks}, {expected for _, expected in hooks}
     for kind in ("relation_created", "relation_broken", "config_changed", "upgrade_charm", "leader_elected"):
-        assert kind in hooks, f"no {kind} in any sequence: the machine's rules do not reach it"
+        assert kind in events, f"no {kind} in any sequence: the machine's rules do not reach it"
+    assert statuses == {"active", "blocked", "waiting", "standby"}, f"sequences only reached {sorted(statuses)}"
+
+
+# Sequences that break or pin down an invariant, shrunk by hand to their
+# essence: found by the machine (with more examples than CI runs) or written
+# against it. Replayed on every run, whatever the random search reaches; each
+# step is a rule of CharmMachine, so every check applies after each hook.
+SETTLED = ("deploy", {"related": True, "leader": True})
+FOUND_SEQUENCES = {
+    # issue 14 item 2: SDI peers need our versions whatever our config
+    "relating minio with a bad config lists our versions": [
+        ("deploy", {"related": False, "leader": True}),
+        ("juju_config", {"setting": ("workers", 0)}),
+        ("relate", {"endpoint": OS, "with_data": False}),
+    ],
+    # issue 14 item 6: withdrawing the MinIO keys must not depend on the rest of the config
+    "minio leaving under a bad config withdraws its keys": [
+        SETTLED,
+        ("juju_config", {"setting": ("workers", 0)}),
+        ("unrelate", {"endpoint": OS}),
+    ],
+    "serve_artifacts under a bad config withdraws the keys": [
+        SETTLED,
+        ("juju_config", {"setting": ("workers", 0)}),
+        ("juju_config", {"setting": ("serve_artifacts", True)}),
+    ],
+    # nor on minio's latest data being valid
+    "serve_artifacts while minio's data is malformed withdraws the keys": [
+        SETTLED,
+        ("minio_sends", {"variant": "malformed"}),
+        ("juju_config", {"setting": ("serve_artifacts", True)}),
+    ],
+    # the bucket check is remembered per keys and bucket name, not per create option
+    "bucket deleted by hand, then creating it forbidden, blocks": [
+        SETTLED,
+        ("bucket_by_hand", {"exists": False}),
+        ("juju_config", {"setting": ("create_default_artifact_root_if_missing", False)}),
+    ],
+    # today's settled update-status asks nobody; the next reconciling hook sees the pod
+    "a pod unready after Active is seen by the next hook that reconciles": [
+        SETTLED,
+        ("kubernetes_pod", {"pod": "unready"}),
+        ("update_status", {}),
+        ("upgrade_charm", {}),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOUND_SEQUENCES))
+def test_found_sequences(hooks, name):
+    machine = CharmMachine()
+    for step, arguments in FOUND_SEQUENCES[name]:
+        getattr(machine, step)(**arguments)
+    assert hooks, "the sequence ran no hook"
