@@ -347,12 +347,14 @@ class CharmMachine(RuleBasedStateMachine):
         self.state = world.update_relation(self.state, endpoint, **changes)
         self._hook(self.ctx.on.relation_changed(self._relation(endpoint), remote_unit=0), "relation_changed")
 
-    @rule(endpoint=st.sampled_from(world.ALL), with_data=st.booleans())
-    def relate(self, endpoint, with_data):
-        """`juju relate`: created and joined with empty bags; then, or later, the peer's data."""
+    @precondition(lambda self: len(self.world.related) < len(world.ALL))
+    @rule(data=st.data(), with_data=st.booleans())
+    def relate(self, data, with_data):
         self.count_step()
-        if endpoint in self.world.related:
-            return  # Juju refuses a second relation to the same peer
+        self.relate_to(data.draw(st.sampled_from(sorted(ENDPOINTS - self.world.related)), label="endpoint"), with_data)
+
+    def relate_to(self, endpoint: str, with_data: bool) -> None:
+        """`juju relate`: created and joined with empty bags; then, or later, the peer's data."""
         empty = world.relation(endpoint, remote_app_data={}, remote_units_data={0: {}})
         self.state = world.with_relation(self.state, empty)
         self.world.related.add(endpoint)
@@ -382,12 +384,14 @@ class CharmMachine(RuleBasedStateMachine):
         if variant in MINIO_KEYS:
             self.world.minio_keys_sent.add(MINIO_KEYS[variant])
 
-    @rule(endpoint=st.sampled_from(world.ALL))
-    def unrelate(self, endpoint):
-        """`juju remove-relation`: the peer's unit departs, relation-broken, then the relation is gone."""
+    @precondition(lambda self: self.world.related)
+    @rule(data=st.data())
+    def unrelate(self, data):
         self.count_step()
-        if endpoint not in self.world.related:
-            return
+        self.unrelate_from(data.draw(st.sampled_from(sorted(self.world.related)), label="endpoint"))
+
+    def unrelate_from(self, endpoint: str) -> None:
+        """`juju remove-relation`: the peer's unit departs, relation-broken, then the relation is gone."""
         self.state = world.update_relation(self.state, endpoint, remote_units_data={})
         if endpoint == DB:
             self.world.mariadb = None
@@ -571,13 +575,13 @@ FOUND_SEQUENCES = {
     "relating minio with a bad config lists our versions": [
         ("deploy", {"related": False, "leader": True}),
         ("juju_config", {"setting": ("workers", 0)}),
-        ("relate", {"endpoint": OS, "with_data": False}),
+        ("relate_to", {"endpoint": OS, "with_data": False}),
     ],
     # issue 14 item 6: withdrawing the MinIO keys must not depend on the rest of the config
     "minio leaving under a bad config withdraws its keys": [
         SETTLED,
         ("juju_config", {"setting": ("workers", 0)}),
-        ("unrelate", {"endpoint": OS}),
+        ("unrelate_from", {"endpoint": OS}),
     ],
     "serve_artifacts under a bad config withdraws the keys": [
         SETTLED,
