@@ -15,6 +15,13 @@ config, leadership, the image resource, the bucket, the pod. After every hook:
 - the leak check of conftest.py saw the run (no secret in logs, statuses,
   the plain spec).
 
+Two readings the model makes where the issue is silent: MinIO keys minio
+sent valid on this relation stand while its newer data is malformed or not
+there yet (nothing published is lost), but never once minio is gone or
+serve_artifacts is on; and a settled update-status is a no-op today, so a
+pod that stops serving after Active shows on the next hook that reconciles
+(see SETTLED_UPDATE_STATUS_ASKS_POD).
+
 Bounded for CI: derandomized (the same sequences on every run, no example
 database), 30 sequences of up to 20 steps. The steps run are counted in the
 terminal summary ("fuzzing").
