@@ -20,39 +20,25 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import yaml
 
-from contracts import (
-    ADMISSION_WEBHOOK_APP_DATA,
-    APP,
-    IMAGE,
-    ISTIO_PILOT_APP_DATA,
-    MARIADB_UNIT_DATA,
-    MINIO_APP_DATA,
-)
+from contracts import APP, IMAGE, PEERS
 
 UNIT = f"{APP}/0"
 
-# endpoint -> (relation id, remote app, remote app bag, remote unit bag)
-RELATIONS: Dict[str, Tuple[int, str, Dict[str, str], Dict[str, str]]] = {
-    "db": (1, "mlflow-db", {}, dict(MARIADB_UNIT_DATA)),
-    "object-storage": (2, "minio", dict(MINIO_APP_DATA), {}),
-    "ingress": (3, "istio-pilot", dict(ISTIO_PILOT_APP_DATA), {}),
-    "pod-defaults": (4, "admission-webhook", dict(ADMISSION_WEBHOOK_APP_DATA), {}),
-}
 
 TOOLS_DIR = Path(__file__).resolve().parent / "juju-tools"
 
 # Every other hook tool of Juju 2.9: present, so that a call is noticed
 # rather than a "command not found"; each fails the hook (juju-tools/_unmodelled).
 UNMODELLED = (
-    "add-metric application-version-set close-port credential-get goal-state juju-reboot k8s-raw-get "
+    "add-metric application-version-set close-port credential-get juju-reboot k8s-raw-get "
     "k8s-raw-set k8s-spec-get k8s-spec-set leader-get leader-set network-get open-port opened-ports "
     "payload-register payload-status-set payload-unregister pod-spec-get relation-model-get "
     "secret-add secret-get secret-grant secret-ids secret-info-get secret-remove secret-revoke secret-set "
-    "state-delete state-get state-set storage-add storage-get storage-list unit-get"
+    "storage-add storage-get storage-list unit-get"
 ).split()
 
 
@@ -85,7 +71,10 @@ class FakeJuju:
             shutil.rmtree(self.root)
         (self.root / "pending").mkdir(parents=True)
         a = self.answers
+        (a / "state").mkdir(parents=True)  # the charm's stored state, kept on the controller
         self._json(a / "is-leader.json", True)
+        # ops' planned_units(): the readiness check counts one pod a unit.
+        self._json(a / "goal-state.json", {"units": {UNIT: {"status": "active", "since": "2026-11-26 00:00:00Z"}}})
         self.set_config(config or {})
         self._json(a / "action-get.json", {})
         self._json(a / "status-get.False.json", {"message": "", "status": "maintenance", "status-data": {}})
@@ -98,7 +87,8 @@ class FakeJuju:
         image.write_text(f"registrypath: {IMAGE}\nusername: ''\npassword: ''\n")
         (a / "resource-get").mkdir(parents=True)
         (a / "resource-get" / "oci-image.txt").write_text(f"{image}\n")
-        for endpoint, (rel_id, remote_app, app_bag, unit_bag) in RELATIONS.items():
+        for endpoint, peer in PEERS.items():
+            rel_id, remote_app, app_bag, unit_bag = peer.relation_id, peer.remote_app, peer.app_data, peer.unit_data
             self._json(a / "relation-ids" / f"{endpoint}.json", [f"{endpoint}:{rel_id}"])
             self._json(a / "relation-list" / f"{rel_id}.json", [f"{remote_app}/0"])
             self._json(a / "relation-list" / f"{rel_id}.app.json", remote_app)
@@ -106,6 +96,8 @@ class FakeJuju:
             self._json(a / "relation-get" / str(rel_id) / remote_app / "0.json", unit_bag)
             self._json(a / "relation-get" / str(rel_id) / f"{APP}.app.json", {})
             self._json(a / "relation-get" / str(rel_id) / APP / "0.json", {})
+        # The tutorial relates no Prometheus; config-changed still asks whether one is.
+        self._json(a / "relation-ids" / "metrics-endpoint.json", [])
         self.clear_log()
 
     def set_config(self, overrides: Dict) -> None:
@@ -166,4 +158,5 @@ class FakeJuju:
                     )
             elif call.tool == "pod-spec-set":
                 effects["pod_spec"] = yaml.safe_load(call.payload.read_text())
+
         return effects

@@ -6,7 +6,10 @@
                   Scenario; the relation data the charm saw and the pod spec it set
     3. server     the spec's init container, then its MLflow server, as Kubernetes runs them
     4. notebook   a Kubeflow notebook with only the PodDefault's env trains and registers
-                  ElasticnetWineModel; its metrics, the model and the bucket's files
+                  ElasticnetWineModel; its metrics, the model and the bucket's files.
+                  It predicts a wine's alcohol content from scikit-learn's wine data:
+                  the tutorial's notebook predicts wine quality from a CSV it downloads,
+                  with the same MLflow calls and model name
     5. the MLflow UI stays up until Ctrl-C
 
 Options: --mlflow VERSION (default: the image's, from metadata.yaml), --port PORT,
@@ -35,6 +38,7 @@ from mlflow_venvs import CACHE, ensure_venv, image_mlflow_version, image_of  # n
 from pod_runner import Pod  # noqa: E402
 from servers import MariaDB, S3Server, free_port, mariadb_available  # noqa: E402
 
+from contracts import ISTIO_PILOT_APP_DATA  # noqa: E402
 from fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
 
 SECRET_FIELDS = ("password", "root_password", "secret-key")
@@ -53,18 +57,47 @@ def masked(value: str) -> str:
     return f"<{len(value)} characters, not shown>"
 
 
-def show_relation_data(name: str, data: dict) -> None:
-    say(f"  {name}:")
+def readable(data: dict) -> dict:
+    """A relation bag as a reader wants it: nested YAML/JSON values parsed, secrets masked."""
+    shown = {}
     for key, value in data.items():
         if key in SECRET_FIELDS:
             value = masked(value)
-        elif key == "_supported_versions":
-            value = json.dumps(yaml.safe_load(value))
-        elif key == "data":
-            parsed = yaml.safe_load(value)
-            parsed = {k: masked(v) if k in SECRET_FIELDS else v for k, v in parsed.items()}
-            value = json.dumps(parsed)
-        say(f"    {key}: {value}")
+        elif key in ("_supported_versions", "data"):
+            value = yaml.safe_load(value)
+            if isinstance(value, dict):
+                value = {k: masked(v) if k in SECRET_FIELDS else v for k, v in value.items()}
+        shown[key] = value
+    return shown
+
+
+def show_yaml(data: dict, indent: str = "    ") -> None:
+    for line in yaml.safe_dump(data, sort_keys=False, width=110).splitlines():
+        say(indent + line)
+
+
+def compact(status: str, limit: int = 100) -> str:
+    """A status for one line: long ones keep what is wrong, not the commands to fix it."""
+    if len(status) <= limit:
+        return status
+    cut = status.find(": ", 30)
+    return (status[:cut] if 0 < cut < limit else status[: limit - 2]) + " …"
+
+
+def show_transitions(history) -> None:
+    """Each status once: the hooks that led to it, then the status."""
+    groups = []  # [first hook, last hook, count, status]
+    for label, status in history:
+        if groups and groups[-1][3] == status:
+            groups[-1][1:3] = [label, groups[-1][2] + 1]
+        else:
+            groups.append([label, label, 1, status])
+    for first, last, count, status in groups:
+        # object-storage-relation-created .. changed: the endpoint once, not three times.
+        common = os.path.commonprefix([first, last])
+        common = common[: common.rfind("-") + 1]
+        hooks = first if count == 1 else f"{first} .. {last[len(common) :]} ({count} hooks)"
+        say(f"    {hooks:<50} -> {compact(status)}")
 
 
 def masked_spec(spec: dict) -> dict:
@@ -166,22 +199,35 @@ def main() -> int:
         kubernetes = FakeKubernetesApi().__enter__()
         stack.append(lambda: kubernetes.__exit__(None, None, None))
         kubernetes.pod_count = 0
-        driver = CharmDriver(workdir, kubernetes.write_kubeconfig(workdir / "kubeconfig"), log=say)
+        # Statuses are shown once per change below, not after every hook.
+        driver = CharmDriver(workdir, kubernetes.write_kubeconfig(workdir / "kubeconfig"))
         say("  $ juju deploy mlflow-server; juju deploy charmed-osm-mariadb-k8s mlflow-db")
         say("  $ juju relate minio mlflow-server; juju relate istio-pilot mlflow-server")
         say("  $ juju relate mlflow-db mlflow-server; juju relate mlflow-server admission-webhook")
         config = {"mlflow_port": port}
         outcome = driver.tutorial(image_of(args.mlflow), s3.app_data(), mariadb_unit, config)
+        say("  the unit's status as the hooks ran (each change once):")
+        show_transitions(outcome.history)
         say()
-        say("  relation data the charm saw:")
-        show_relation_data("object-storage (minio app bag)", s3.app_data())
-        show_relation_data("db (mlflow-db/0 unit bag)", mariadb_unit)
-        show_relation_data("ingress (istio-pilot app bag)", {"_supported_versions": "- v1\n- v2\n"})
+        say("  relation data the charm saw (secrets masked):")
+        show_yaml(
+            {
+                "object-storage (minio, app bag)": readable(s3.app_data()),
+                "db (mlflow-db/0, unit bag)": readable(mariadb_unit),
+                "ingress (istio-pilot, app bag)": readable(dict(ISTIO_PILOT_APP_DATA)),
+            }
+        )
         say("  what the charm published:")
-        say(f"    ingress: {outcome.app_bag('ingress').get('data', '').strip()!r}")
         defaults = outcome.pod_defaults
-        shown = {k: masked(v) if k == "AWS_SECRET_ACCESS_KEY" else v for k, v in defaults["minio"]["env"].items()}
-        say(f"    pod-defaults (PodDefault mlflow-server-minio): {json.dumps(shown)}")
+        env = defaults["minio"]["env"]
+        show_yaml(
+            {
+                "ingress (app bag)": readable(outcome.app_bag("ingress")),
+                "pod-defaults (PodDefault mlflow-server-minio, env)": {
+                    k: masked(v) if k == "AWS_SECRET_ACCESS_KEY" else v for k, v in env.items()
+                },
+            }
+        )
         say()
         say("  the pod spec it set (Secret values hidden):")
         for line in yaml.safe_dump(masked_spec(outcome.spec), sort_keys=False, width=110).splitlines():
@@ -202,18 +248,23 @@ def main() -> int:
         # As Juju and Kubernetes do after the hook: the pod runs the spec the charm set.
         kubernetes.apply_spec(outcome.spec)
         kubernetes.pod_count, kubernetes.pod_ready = 1, True
+        before = len(outcome.history)
         outcome = driver.update_status(outcome.state)
+        say("  the charm sees the pod ready:")
+        show_transitions(outcome.history[before:])
 
         step(4, "a Kubeflow notebook with the mlflow-server-minio PodDefault")
         tracking = harness.loopback_tracking_uri(defaults["minio"]["env"]["MLFLOW_TRACKING_URI"])
         say(f"  MLFLOW_TRACKING_URI {defaults['minio']['env']['MLFLOW_TRACKING_URI']} -> {tracking} (loopback here)")
-        say("  training an ElasticNet on scikit-learn's wine data, logging it to MLflow ...")
+        say("  training an ElasticNet that predicts a wine's alcohol content from its 12 other")
+        say("  measurements (scikit-learn's wine data, no download; the tutorial's notebook predicts")
+        say("  wine quality from a CSV it downloads, with the same MLflow calls), logging it to MLflow ...")
         report = harness.run_notebook(defaults["minio"]["env"], workdir, image_bin)
         say(f"  run {report['run_id']}: params {report['params']}")
         say("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(report["metrics"].items())))
         say(f"  registered model ElasticnetWineModel, versions {report['model_versions']}")
         first = [round(p, 3) for p in report["predictions"][:3]]
-        say(f"  models:/ElasticnetWineModel/1 loaded back and predicting: {first} ...")
+        say(f"  models:/ElasticnetWineModel/1 loaded back, predicting alcohol (% vol): {first} ...")
         say(f"  bucket `{harness.BUCKET}` holds:")
         for key in s3.keys(harness.BUCKET):
             say(f"    {key}")

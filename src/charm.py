@@ -10,12 +10,10 @@ A hook whose inputs equal those of the last hook that ended Active does
 nothing at all: it costs a few hook tool calls and restarts no pod.
 """
 
-import hashlib
-import hmac
-import json
 import logging
 import secrets
-from typing import Dict, List, Optional, Tuple
+import time
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import ops
 from ops.charm import ActionEvent, CharmBase, RelationBrokenEvent, RelationChangedEvent
@@ -25,31 +23,51 @@ from ops.model import ActiveStatus, BlockedStatus, Relation, WaitingStatus
 import mlflow_workload as workload
 import relation_data as peers
 from charm_config import CharmConfig, parse_config
-from problems import Blocked, Problem, Waiting, first_problem
+from problems import Blocked, Problem, Problems, Waiting
+from settled_inputs import SettledInputs
 
 logger = logging.getLogger(__name__)
 
 ENDPOINTS = (peers.DB, peers.OBJECT_STORAGE, peers.INGRESS, peers.POD_DEFAULTS)
-REQUIRED_FOR_SPEC = (peers.DB, peers.OBJECT_STORAGE)
 STATUS = {"blocked": BlockedStatus, "waiting": WaitingStatus}
+STANDBY = "standby: the leader unit manages the MLflow pod"
+ROLLOUT = "pod spec updated: waiting for Kubernetes to roll out the MLflow pod"
+# A bucket deleted by hand is noticed within this many seconds of settled
+# update-status hooks (Juju runs one every 5 minutes by default).
+BUCKET_RECHECK_SECONDS = 3600
+
+
+def unreachable(app: str, model: str) -> str:
+    return (
+        f"the MLflow pod is Ready but its service does not answer /health: "
+        f"check `kubectl -n {model} get endpoints {app}`; re-checked on update-status"
+    )
 
 
 class MlflowServerCharm(CharmBase):
-    _stored = StoredState()
+    # Any: ops types stored attributes by the descriptor, not by what they hold.
+    _stored: Any = StoredState()  # type: ignore[no-untyped-call]
 
-    def __init__(self, *args):
+    def __init__(self, *args: Any):
         super().__init__(*args)
-        # Digests only: stored state never holds relation values. They are
-        # keyed, so whoever reads the state cannot test guesses at a password.
         self._stored.set_default(
             spec_hash="",
             spec_revision="",
             spec_generation=0,
-            settled_inputs="",
-            settled_endpoints="",
+            # Generated with the state: a lost state gets another, so a counter
+            # that starts again cannot name a different spec as an old one did.
+            spec_nonce=secrets.token_hex(6),
             bucket_checked="",
-            digest_key=secrets.token_hex(16),
+            bucket_checked_at=0.0,
+            health_url="",
+            health_failed=False,
+            # The bucket a spec with serve_artifacts proxied: its runs' mlflow-artifacts:/ URIs depend on it.
+            proxied_bucket="",
+            # What the last profile sync placed, and the profiles it found ("off", "not granted").
+            profiles_synced="",
+            profiles_seen="",
         )
+        self._settled = SettledInputs(self._stored)
         for event in (
             self.on.install,
             self.on.upgrade_charm,
@@ -69,201 +87,373 @@ class MlflowServerCharm(CharmBase):
             ):
                 self.framework.observe(event, self._reconcile)
         self.framework.observe(self.on.get_minio_credentials_action, self._on_get_minio_credentials)
+        self.framework.observe(self.on.confirm_artifacts_copied_action, self._on_confirm_artifacts_copied)
+        # metrics-endpoint needs only config and topology, none of the reconcile's
+        # inputs: it stays out of the reconcile's digests and of update-status.
+        metrics_events = self.on["metrics-endpoint"]
+        for event in (
+            self.on.config_changed,
+            self.on.leader_elected,
+            self.on.upgrade_charm,
+            metrics_events.relation_created,
+            metrics_events.relation_joined,
+        ):
+            self.framework.observe(event, self._publish_scrape_job)
+        # One pod a unit: a unit joining or leaving changes how many pods must be Ready.
+        for event in (self.on["replicas"].relation_joined, self.on["replicas"].relation_departed):
+            self.framework.observe(event, self._on_scaled)
+        self.framework.observe(self.on.sync_profiles_action, self._on_sync_profiles)
+        self.framework.observe(self.on.remove, self._on_remove)
 
     # --- the reconcile path -----------------------------------------------
 
     def _reconcile(self, event: EventBase) -> None:
         if not self.unit.is_leader():
-            self.unit.status = ActiveStatus("standby: the leader unit manages the MLflow pod")
-            # Another leader may change the spec and bucket meanwhile: on
-            # regaining leadership, check, set and report everything again.
-            self._stored.settled_inputs = self._stored.spec_hash = self._stored.bucket_checked = ""
+            self._stand_by()
             return
-        if event.handle.kind == "update_status" and self._stored.settled_inputs:
-            return  # settled, and every input change comes with a hook of its own
-        if isinstance(event, RelationChangedEvent) and self._stored.settled_inputs:
-            # Settled: only this endpoint's data can have changed in this hook.
-            endpoint = event.relation.name
-            settled = json.loads(self._stored.settled_endpoints or "{}").get(endpoint)
-            if self._digest(self._endpoint_inputs(endpoint, self.model.relations[endpoint])) == settled:
-                return
+        if event.handle.kind == "update_status" and self._profiles_changed():
+            # A Kubeflow profile came or went: no hook tells us, so update-status asks.
+            self._settled.forget()
+            self._stored.profiles_synced = ""
+        if self._settled and self._settled_hook_changes_nothing(event):
+            return
         if event.handle.kind == "upgrade_charm":
-            self._stored.settled_inputs = ""  # a new charm or image may render differently
-        relations = self._relations(event)
-        raw = self._raw_inputs(relations)
-        inputs = self._digest(raw)
-        if inputs == self._stored.settled_inputs:
+            self._settled.forget()  # a new charm or image may render differently
+        readings = self._readings(event)
+        inputs = self._inputs(readings)
+        if self._settled.hold(inputs):
             return
-        problem = self._converge(relations)
-        if problem is None:
-            self.unit.status = ActiveStatus()
-            self._stored.settled_inputs = inputs
-            self._stored.settled_endpoints = json.dumps({ep: self._digest(raw[ep]) for ep in ENDPOINTS})
-        else:
+        try:
+            self._converge(readings)
+        except Problem as problem:
             self.unit.status = STATUS[problem.kind](problem.message)
-            self._stored.settled_inputs = ""
-        logger.info("%s: %s", event.handle.kind, problem.message if problem else "active")
+            self._settled.forget()
+            logger.info("%s: %s", event.handle.kind, problem.message)
+            return
+        self.unit.status = ActiveStatus()
+        self._settled.remember(inputs, ENDPOINTS)
+        logger.info("%s: active", event.handle.kind)
 
-    def _digest(self, value) -> str:
-        data = json.dumps(value, sort_keys=True, default=str).encode()
-        return hmac.new(self._stored.digest_key.encode(), data, hashlib.sha256).hexdigest()
+    def _stand_by(self) -> None:
+        self.unit.status = ActiveStatus(STANDBY)
+        # Another leader may change the spec and bucket meanwhile: on
+        # regaining leadership, check, set and report everything again.
+        self._settled.forget()
+        self._stored.spec_hash = self._stored.bucket_checked = ""
 
-    def _relations(self, event: EventBase) -> Dict[str, List[Relation]]:
+    def _on_scaled(self, event: EventBase) -> None:
+        self._settled.forget()  # same inputs, but another number of pods to wait for
+        self._reconcile(event)
+
+    def _settled_hook_changes_nothing(self, event: EventBase) -> bool:
+        if event.handle.kind == "update_status":
+            return self._still_serving()  # every input change comes with a hook of its own
+        if isinstance(event, RelationChangedEvent):
+            # Only this endpoint's data can have changed in this hook.
+            endpoint = event.relation.name
+            reading = peers.READERS[endpoint](self, self.model.relations[endpoint])
+            return self._settled.hold_for(endpoint, reading.seen)
+        return False
+
+    def _still_serving(self) -> bool:
+        """A settled update-status asks MLflow itself, at the cost of one GET.
+        Where it does not answer, or the bucket is due a re-check, the full
+        reconcile runs and its status says what is wrong."""
+        from mlflow_health import serving
+
+        if time.time() - float(self._stored.bucket_checked_at or 0) < BUCKET_RECHECK_SECONDS:
+            if serving(self._stored.health_url):
+                return True
+            # A dead MLflow may be a deleted bucket's doing: check both.
+            self._stored.health_failed = True
+        self._stored.bucket_checked = ""
+        self._settled.forget()
+        return False
+
+    def _readings(self, event: EventBase) -> Dict[str, peers.Reading[Any]]:
         # During relation-broken the relation is still listed; it is gone for us.
         broken = event.relation.id if isinstance(event, RelationBrokenEvent) else None
-        return {ep: [r for r in self.model.relations[ep] if r.id != broken] for ep in ENDPOINTS}
+        return {
+            ep: peers.READERS[ep](self, [r for r in self.model.relations[ep] if r.id != broken]) for ep in ENDPOINTS
+        }
 
-    def _raw_inputs(self, relations: Dict[str, List[Relation]]) -> Dict:
-        """Everything a hook's outcome depends on, as read from Juju, for a digest."""
-        raw: Dict = {"config": dict(self.config), "app": self.app.name, "model": self.model.name}
-        for endpoint, rels in relations.items():
-            raw[endpoint] = self._endpoint_inputs(endpoint, rels)
-        return raw
+    def _inputs(self, readings: Dict[str, peers.Reading[Any]]) -> Dict[str, Any]:
+        """Everything a hook's outcome depends on, as read from Juju, for the settled digest."""
+        inputs: Dict[str, Any] = {"config": dict(self.config), "app": self.app.name, "model": self.model.name}
+        inputs.update((ep, reading.seen) for ep, reading in readings.items())
+        return inputs
 
-    @staticmethod
-    def _endpoint_inputs(endpoint: str, rels: List[Relation]) -> List[Dict]:
-        return [
-            {
-                "id": r.id,
-                "app": r.app.name if r.app else None,
-                "app_data": dict(r.data[r.app]) if r.app and endpoint != peers.POD_DEFAULTS else {},
-                "units": {u.name: dict(r.data[u]) for u in r.units} if endpoint == peers.DB else {},
-            }
-            for r in rels
-        ]
-
-    def _converge(self, relations: Dict[str, List[Relation]]) -> Optional[Problem]:
+    def _converge(self, readings: Dict[str, peers.Reading[Any]]) -> None:
+        """Apply what the inputs allow; raise the Problem to report, or return once
+        the MLflow pod of the current spec is ready."""
+        # minio and istio-pilot stop handling every relation of theirs while ours
+        # lists no versions: list them whatever else is wrong.
+        for endpoint in (peers.OBJECT_STORAGE, peers.INGRESS):
+            for relation in readings[endpoint].relations:
+                peers.send_versions(self, relation)
+        pod_defaults = readings[peers.POD_DEFAULTS].relations
+        storage_reading = readings[peers.OBJECT_STORAGE]
+        # Keys that must go (minio left, or the server proxies artifacts) go
+        # even when nothing else can be published.
+        withdraw = not storage_reading.related or self.config.get("serve_artifacts") is True
         try:
             config = parse_config(self.config)
-        except Blocked as problem:
+        except Blocked:
             # Publish nothing from a bad config, but admission-webhook needs the key.
-            self._publish_pod_defaults({}, relations[peers.POD_DEFAULTS], keep=True)
-            return problem
-        for endpoint in (peers.OBJECT_STORAGE, peers.INGRESS):
-            for relation in relations[endpoint]:
-                peers.send_versions(self, relation)
+            self._publish_pod_defaults({}, pod_defaults, keep=True, withdraw_keys=withdraw)
+            raise
 
-        missing = [ep for ep in ENDPOINTS if not relations[ep]]
-        storage, storage_problem = self._read(self._object_storage, relations[peers.OBJECT_STORAGE])
-        database, db_problem = self._read(peers.read_database, relations[peers.DB])
+        problems = Problems()
+        problems.attempt(peers.require_relations, [ep for ep in ENDPOINTS if not readings[ep].related], self.app.name)
+        storage = problems.attempt(storage_reading.value)
+        database = problems.attempt(readings[peers.DB].value)
         self._publish_pod_defaults(
             workload.pod_defaults(config, storage, self.app.name, self.model.name),
-            relations[peers.POD_DEFAULTS],
-            keep=storage_problem is not None,
+            pod_defaults,
+            keep=storage is None and storage_reading.related,
+            withdraw_keys=withdraw,
         )
-        ingress_problem = self._publish_ingress(config, relations[peers.INGRESS])
-        problem = first_problem(
-            peers.missing_relations(missing, self.app.name), storage_problem, db_problem, ingress_problem
-        )
-        if storage is None or database is None:
-            return problem
-        revision, spec_problem = self._apply_pod_spec(config, storage, database)
-        problem = first_problem(problem, self._ensure_bucket(config, storage), spec_problem)
-        return problem or self._pod_readiness(revision)
-
-    def _object_storage(self, relation: Relation):
-        return peers.read_object_storage(self, relation)
-
-    @staticmethod
-    def _read(reader, relations: List[Relation]):
-        """(value, None) from the endpoint's relation, (None, problem), or (None, None) unrelated."""
-        if not relations:
-            return None, None
-        try:
-            return reader(relations[0]), None
-        except Problem as problem:
-            return None, problem
+        for relation in readings[peers.INGRESS].relations:
+            problems.attempt(self._publish_ingress, config, relation)
+        # Reported after MLflow's own problems: the server matters more than the profiles' copies.
+        profiles = Problems()
+        if storage is not None or not storage_reading.related:
+            profiles.attempt(self._sync_profiles, config, storage)
+        revision = None
+        # While a change would strand proxied artifacts, the spec in force keeps
+        # serving them and the new bucket is left alone.
+        if (
+            storage is not None
+            and database is not None
+            and problems.passes(workload.refuse_stranded_artifacts, config, self._stored.proxied_bucket)
+        ):
+            problems.attempt(self._ensure_bucket, config, storage)
+            revision = problems.attempt(self._apply_pod_spec, config, storage, database)
+        problems.raise_first()
+        if revision is not None:
+            self._check_pod_ready(revision)
+            self._check_serving(config)
+        profiles.raise_first()
 
     # --- apply ------------------------------------------------------------
 
-    def _publish_pod_defaults(self, payload: Dict, relations: List[Relation], keep: bool) -> None:
+    def _publish_pod_defaults(
+        self, payload: Dict[str, Any], relations: Sequence[Relation], keep: bool, withdraw_keys: bool
+    ) -> None:
         """Always leave the key in place (the webhook indexes it); with `keep`,
-        the inputs are unusable right now, so what was published stands and
-        `payload` only fills a bag that has no key yet."""
+        the inputs are unusable right now, so what was published stands (less
+        MinIO's keys with `withdraw_keys`) and `payload` only fills a bag that
+        has no key yet."""
         for relation in relations:
-            if not (keep and relation.data[self.app].get("pod-defaults")):
-                peers.publish_pod_defaults(self, relation, payload)
+            published = peers.published_pod_defaults(self, relation)
+            if keep and published is not None:
+                if not withdraw_keys:
+                    continue
+                payload = workload.without_minio_keys(published)
+            peers.publish_pod_defaults(self, relation, payload)
 
-    def _publish_ingress(self, config: CharmConfig, relations: List[Relation]) -> Optional[Problem]:
-        problems = []
-        for relation in relations:
-            try:
-                version = peers.ingress_version(self, relation)
-            except Problem as problem:
-                problems.append(problem)
-                continue
-            request = workload.ingress_request(config, self.app.name, self.model.name, version)
-            peers.send_ingress(self, relation, version, request)
-        return first_problem(*problems)
+    def _publish_ingress(self, config: CharmConfig, relation: Relation) -> None:
+        version = peers.ingress_version(self, relation)
+        request = workload.ingress_request(config, self.app.name, self.model.name, version)
+        peers.send_ingress(self, relation, version, request)
 
-    def _apply_pod_spec(self, config: CharmConfig, storage, database) -> Tuple[str, Optional[Problem]]:
-        """(revision of the spec in force, None) or ("", problem). Juju applies a
-        spec after the hook, so a hook that sets one cannot see its pod: Waiting."""
-        import yaml
-
+    def _apply_pod_spec(self, config: CharmConfig, storage: peers.ObjectStorage, database: peers.Database) -> str:
+        """The revision of the spec in force. Juju applies a spec after the hook,
+        so a hook that sets one cannot see its pod yet: it raises Waiting."""
         from oci_image import read_image_details
-        from pod_spec import PodSpecInputs, render_pod_spec
+        from pod_spec import PodSpecInputs, render_pod_spec, with_revision
 
-        try:
-            image = read_image_details(self.model.resources)
-        except Problem as problem:
-            return "", problem
-        inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage)
-        revision = self._stored.spec_revision
-        if self._digest(render_pod_spec(inputs, revision)) == self._stored.spec_hash:
-            return revision, None
+        image = read_image_details(self.model.resources)
+        proxied = workload.proxy_bucket(config, self._stored.proxied_bucket)
+        inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage, proxied)
+        self._stored.proxied_bucket = proxied or ""  # from here on the spec in force proxies it
+        text = render_pod_spec(inputs)
+        spec_hash = self._settled.digest(text)
+        if spec_hash == self._stored.spec_hash:
+            revision: str = self._stored.spec_revision
+            return revision
         self._stored.spec_generation += 1
-        revision = f"{self.unit.name}#{self._stored.spec_generation}"
-        text = render_pod_spec(inputs, revision)
+        revision = f"{self.unit.name}#{self._stored.spec_generation}-{self._stored.spec_nonce}"
         logger.info("pod spec changed: setting revision %s", revision)
-        self.model.pod.set_spec(yaml.safe_load(text))
-        self._stored.spec_hash, self._stored.spec_revision = self._digest(text), revision
-        return revision, Waiting("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
+        self.model.pod.set_spec(with_revision(text, revision))
+        self._stored.spec_hash, self._stored.spec_revision = spec_hash, revision
+        raise Waiting(ROLLOUT)
 
-    def _ensure_bucket(self, config: CharmConfig, storage) -> Optional[Problem]:
+    def _ensure_bucket(self, config: CharmConfig, storage: peers.ObjectStorage) -> None:
         from s3_bucket import ensure_bucket
 
         endpoint = workload.s3_endpoint_url(storage)
-        checked = self._digest([endpoint, storage.access_key, storage.secret_key, config.bucket])
+        # The create option too: turned off, a bucket deleted meanwhile must be reported, not made.
+        checked = self._settled.digest(
+            [endpoint, storage.access_key, storage.secret_key, config.bucket, config.create_bucket]
+        )
         if checked == self._stored.bucket_checked:
-            return None
-        try:
-            created = ensure_bucket(
-                endpoint,
-                storage.access_key,
-                storage.secret_key,
-                config.bucket,
-                config.create_bucket,
-            )
-        except Problem as problem:
-            return problem
-        if created:
+            return
+        if ensure_bucket(endpoint, storage.access_key, storage.secret_key, config.bucket, config.create_bucket):
             logger.info("created bucket %r", config.bucket)
-        self._stored.bucket_checked = checked
-        return None
+        self._stored.bucket_checked, self._stored.bucket_checked_at = checked, time.time()
 
-    def _pod_readiness(self, revision: str) -> Optional[Problem]:
+    def _check_pod_ready(self, revision: str) -> None:
         from pod_readiness import check_pod_ready
         from pod_spec import REVISION_ANNOTATION
 
+        check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision, self.app.planned_units)
+
+    def _check_serving(self, config: CharmConfig) -> None:
+        """Kubernetes calls the pod Ready; after a failed health check, also ask
+        MLflow through its service, the way notebooks reach it."""
+        url = workload.tracking_uri(self.app.name, self.model.name, config.port) + workload.HEALTH_PATH
+        self._stored.health_url = url
+        if not self._stored.health_failed:
+            return
+        from mlflow_health import serving
+
+        if not serving(url):
+            raise Waiting(unreachable(self.app.name, self.model.name))
+        self._stored.health_failed = False
+
+    # --- metrics-endpoint (prometheus_scrape) ------------------------------
+
+    def _publish_scrape_job(self, event: EventBase) -> None:
+        """Leader: tell Prometheus where MLflow's /metrics is. Runs after the
+        reconcile on shared events, so its Blocked is the one shown."""
+        relations = self.model.relations["metrics-endpoint"]
+        if not relations or not self.unit.is_leader():
+            return
+        from metrics_endpoint import ScrapeSource, publish
+
         try:
-            check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision)
+            port = parse_config(self.config).port
+        except Blocked:
+            return  # the reconcile reports the option; what was published stands
+        source = ScrapeSource(self.model.name, self.model.uuid, self.app.name, self.unit.name, self.meta.name, port)
+        try:
+            publish([r.data[self.app] for r in relations], source)
+        except Blocked as problem:
+            self.unit.status = BlockedStatus(problem.message)
+
+    # --- Kubeflow profiles (src/kubeflow_profiles.py) ----------------------
+
+    def _sync_profiles(self, config: CharmConfig, storage: Optional[peers.ObjectStorage]) -> None:
+        """Every profile namespace gets the rendered objects (or loses ours).
+        Not granted is not a problem: profiles then stay as they are today."""
+        from kubeflow_profiles import NotGranted, sync_profiles
+
+        objects = workload.profile_objects(config, storage if config.sync_profiles else None, *self._app_model)
+        nothing = all(manifest is None for manifest in objects.values())
+        synced = self._settled.digest(objects)
+        if synced == self._stored.profiles_synced:
+            return  # same objects, same profiles (update-status watches those)
+        self._stored.profiles_synced = ""
+        try:
+            report = sync_profiles(workload.profile_object_name(self.app.name), objects, *self._app_model)
+        except NotGranted:
+            self._stored.profiles_seen = "off" if nothing else "not granted"
+            self._stored.profiles_synced = synced
+            return
+        logger.info("kubeflow profiles: %s", {k: len(v) for k, v in vars(report).items() if v})
+        report.check(workload.profile_object_name(self.app.name))
+        self._stored.profiles_seen = "off" if nothing else "\n".join(report.namespaces)
+        self._stored.profiles_synced = synced
+
+    def _profiles_changed(self) -> bool:
+        """Did a profile come or go since the last sync? One request, none while
+        there is nothing to place or no sync has finished yet."""
+        if self._stored.profiles_seen in ("off", "") or not self._stored.profiles_synced:
+            return False
+        from kubeflow_profiles import profiles_marker
+
+        try:
+            return profiles_marker(self.model.name) != str(self._stored.profiles_seen)
+        except Problem:
+            return True  # the full reconcile says what is wrong
+
+    @property
+    def _app_model(self) -> Tuple[str, str]:
+        return self.app.name, self.model.name
+
+    def _on_remove(self, _event: EventBase) -> None:
+        """The application goes: take back what it put in the profiles."""
+        from kubeflow_profiles import NotGranted, sync_profiles
+
+        if not self.unit.is_leader():
+            return  # a scale-down: the application and its profile objects stay
+        try:
+            sync_profiles(
+                workload.profile_object_name(self.app.name), {"PodDefault": None, "Secret": None}, *self._app_model
+            )
+        except NotGranted:
+            pass
         except Problem as problem:
-            return problem
-        return None
+            logger.warning("could not remove the Kubeflow profile objects: %s", problem.message)
+
+    def _on_sync_profiles(self, event: ActionEvent) -> None:
+        from kubeflow_profiles import NOT_GRANTED_MESSAGE, NotGranted, sync_profiles
+
+        if not self.unit.is_leader():
+            event.fail("only the leader unit syncs Kubeflow profiles: run the action on it (juju status marks it)")
+            return
+        try:
+            config = parse_config(self.config)
+        except Problem as problem:
+            event.fail(f"cannot sync Kubeflow profiles: {problem.message}")
+            return
+        if not config.sync_profiles:
+            event.fail("config option sync_profiles is false: juju config mlflow-server sync_profiles=true")
+            return
+        try:
+            storage = peers.read_object_storage(self, self.model.relations[peers.OBJECT_STORAGE]).value()
+        except Problem as problem:
+            event.fail(f"cannot sync Kubeflow profiles: {problem.message}")
+            return
+        objects = workload.profile_objects(config, storage, *self._app_model)
+        try:
+            report = sync_profiles(workload.profile_object_name(self.app.name), objects, *self._app_model)
+        except NotGranted:
+            event.fail(NOT_GRANTED_MESSAGE)
+            return
+        except Problem as problem:
+            event.fail(problem.message)
+            return
+        event.set_results(report.results())
+        try:
+            report.check(workload.profile_object_name(self.app.name))
+        except Problem as problem:
+            event.fail(problem.message)
 
     # --- actions ----------------------------------------------------------
 
     def _on_get_minio_credentials(self, event: ActionEvent) -> None:
-        relations = self.model.relations[peers.OBJECT_STORAGE]
-        storage, problem = self._read(self._object_storage, relations)
-        if problem is None and storage is None:
-            problem = peers.missing_relations([peers.OBJECT_STORAGE], self.app.name)
-        if problem is not None:
+        reading = peers.read_object_storage(self, self.model.relations[peers.OBJECT_STORAGE])
+        try:
+            peers.require_relations([] if reading.related else [peers.OBJECT_STORAGE], self.app.name)
+            storage = reading.value()
+        except Problem as problem:
             event.fail(f"no MinIO credentials yet: {problem.message}")
             return
+        assert storage is not None  # noqa: S101 - related, and a parse that returns gives a value
         event.set_results({"access-key": storage.access_key, "secret-access-key": storage.secret_key})
+
+    def _on_confirm_artifacts_copied(self, event: ActionEvent) -> None:
+        """The operator copied the proxied artifacts to default_artifact_root's bucket: proxy that one."""
+        if not self.unit.is_leader():
+            event.fail("run it on the leader unit: it alone sets the pod spec")
+            return
+        try:
+            bucket = parse_config(self.config).bucket
+        except Blocked as problem:
+            event.fail(f"fix the config first: {problem.message}")
+            return
+        if not self._stored.proxied_bucket:
+            event.fail("no artifacts were ever proxied by this unit: there is nothing to confirm")
+            return
+        event.set_results({"previous-bucket": self._stored.proxied_bucket, "bucket": bucket})
+        self._stored.proxied_bucket = bucket
+        self._reconcile(event)
 
 
 if __name__ == "__main__":
-    ops.main(MlflowServerCharm)
+    # ops would pick controller storage for a pod-spec charm by itself, says
+    # so in the log, and still keeps the state in .unit-state.db (ops 2.23):
+    # a recreated operator pod then loses it. Juju 2.9 has state-get/set.
+    ops.main(MlflowServerCharm, use_juju_for_storage=True)

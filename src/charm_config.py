@@ -24,6 +24,10 @@ class CharmConfig:
     nodeport: int
     allowed_hosts: Tuple[str, ...]
     cors_allowed_origins: Tuple[str, ...]
+    telemetry: bool
+    worker_timeout: int
+    multipart_chunk_mib: int
+    sync_profiles: bool
 
 
 def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -35,7 +39,7 @@ def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
 
 
 def _int_in_range(raw: Mapping[str, Any], name: str, low: int, high: int) -> int:
-    value = _option(raw, name, int)
+    value: int = _option(raw, name, int)
     if not low <= value <= high:
         raise Blocked(f"config option {name}={value} is out of range {low}-{high}")
     return value
@@ -55,7 +59,7 @@ def is_valid_bucket_name(name: str) -> bool:
 
 
 def _bucket(raw: Mapping[str, Any]) -> str:
-    value = _option(raw, "default_artifact_root", str)
+    value: str = _option(raw, "default_artifact_root", str)
     if not is_valid_bucket_name(value):
         shown = value if len(value) <= 70 else value[:70] + "…"
         raise Blocked(
@@ -85,4 +89,9 @@ def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
         nodeport=_int_in_range(raw, "mlflow_nodeport", 30000, 32767),
         allowed_hosts=_list(raw, "allowed_hosts", _HOST_PATTERN),
         cors_allowed_origins=_list(raw, "cors_allowed_origins", _ORIGIN),
+        telemetry=_option(raw, "enable_telemetry", bool),
+        worker_timeout=_int_in_range(raw, "worker_timeout", 30, 3600),
+        # S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
+        multipart_chunk_mib=_int_in_range(raw, "multipart_upload_chunk_size", 5, 5120),
+        sync_profiles=_option(raw, "sync_profiles", bool),
     )

@@ -1,15 +1,18 @@
 """The oci-image resource: where Juju tells the charm which image to run."""
 
-from typing import Dict
+from typing import TYPE_CHECKING, Dict
 
 import yaml
 
 from problems import Blocked
 
+if TYPE_CHECKING:
+    from ops.model import Resources
+
 RESOURCE = "oci-image"
 
 
-def read_image_details(resources) -> Dict[str, str]:
+def read_image_details(resources: "Resources") -> Dict[str, str]:
     """The pod spec's imageDetails, from the resource file Juju hands out."""
     from ops.model import ModelError
 

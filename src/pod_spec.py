@@ -4,7 +4,7 @@ import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 import jinja2
 
@@ -27,6 +27,8 @@ class PodSpecInputs:
     config: CharmConfig
     database: Database
     storage: ObjectStorage
+    # The bucket artifacts were once proxied to (see workload.proxy_bucket).
+    proxied_bucket: Optional[str] = None
 
 
 def secret_names(app: str) -> Dict[str, str]:
@@ -72,11 +74,20 @@ def _secrets(inputs: PodSpecInputs) -> List[Dict[str, Any]]:
     ]
 
 
-def render_pod_spec(inputs: PodSpecInputs, revision: str) -> str:
-    """The pod spec as YAML text, its pod annotated with `revision` (an opaque
-    name the charm gives each spec it sets; it says nothing of the content)."""
+def render_pod_spec(inputs: PodSpecInputs) -> str:
+    """The pod spec as YAML text, without its revision: the text the charm
+    compares to the spec it set last, so the revision cannot hide a change."""
     config = inputs.config
-    nodeport = {"name": nodeport_service_name(inputs.app), "port": config.nodeport} if config.nodeport_enabled else None
+    literal = workload.kubernetes_literal
+    env = workload.server_env(config, inputs.storage, inputs.app, inputs.model)
+    # Juju 2.9 never deletes a service a spec stops declaring: off, the
+    # NodePort service stays declared, as a ClusterIP one that no node exposes.
+    # Declared from the start, so an upgrade also closes one an older charm left.
+    nodeport = {
+        "name": nodeport_service_name(inputs.app),
+        "type": "NodePort" if config.nodeport_enabled else "ClusterIP",
+        "port": config.nodeport if config.nodeport_enabled else None,
+    }
     return (
         _environment()
         .get_template("pod_spec.yaml.j2")
@@ -85,13 +96,23 @@ def render_pod_spec(inputs: PodSpecInputs, revision: str) -> str:
             container=workload.CONTAINER,
             image=dict(inputs.image),
             port=config.port,
-            command=workload.server_command(config),
-            env=workload.server_env(config, inputs.storage, inputs.app, inputs.model),
+            command=[literal(arg) for arg in workload.server_command(config, inputs.proxied_bucket)],
+            env={name: literal(value) for name, value in env.items()},
             secrets=_secrets(inputs),
             db_secret=secret_names(inputs.app)["db"],
-            db_upgrade_script=(TEMPLATES / "db_upgrade.py").read_text(),
+            db_upgrade_script=literal((TEMPLATES / "db_upgrade.py").read_text()),
             health_path=workload.HEALTH_PATH,
             nodeport=nodeport,
-            annotations={REVISION_ANNOTATION: revision},
+            annotations={},
         )
     )
+
+
+def with_revision(text: str, revision: str) -> Dict[str, Any]:
+    """The spec `pod-spec-set` takes, its pod annotated with `revision` (an opaque
+    name the charm gives each spec it sets; it says nothing of the content)."""
+    import yaml
+
+    spec: Dict[str, Any] = yaml.safe_load(text)
+    spec["kubernetesResources"]["pod"]["annotations"] = {REVISION_ANNOTATION: revision}
+    return spec

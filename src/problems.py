@@ -3,9 +3,16 @@
 Every problem carries a message written for the person reading `juju status`:
 it names what is wrong and what to do. Messages never hold relation or config
 values, only field and option names, so no secret can reach a status.
+
+One convention for the whole charm: a Problem is raised where it is found and
+never returned. A hook that must go on past one (to publish what it still can)
+gathers it in `Problems` and raises the one to report at the end; the charm
+turns the raised Problem into a status in exactly one place.
 """
 
-from typing import Optional
+from typing import Any, Callable, List, Optional, TypeVar
+
+T = TypeVar("T")
 
 # Juju shows status messages on one line; peers can send huge field names.
 MAX_MESSAGE_LENGTH = 240
@@ -47,3 +54,29 @@ def first_problem(*problems: Optional[Problem]) -> Optional[Problem]:
         if isinstance(problem, Blocked):
             return problem
     return present[0] if present else None
+
+
+class Problems:
+    """The problems one hook went on past, in the order found."""
+
+    def __init__(self) -> None:
+        self._found: List[Problem] = []
+
+    def attempt(self, step: Callable[..., T], *args: Any) -> Optional[T]:
+        """`step(*args)`, or None with its Problem kept for `raise_first`."""
+        try:
+            return step(*args)
+        except Problem as problem:
+            self._found.append(problem)
+            return None
+
+    def passes(self, check: Callable[..., None], *args: Any) -> bool:
+        """Whether `check(*args)` raised no Problem; one it raised is kept."""
+        found = len(self._found)
+        self.attempt(check, *args)
+        return len(self._found) == found
+
+    def raise_first(self) -> None:
+        problem = first_problem(*self._found)
+        if problem is not None:
+            raise problem

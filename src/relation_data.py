@@ -1,9 +1,12 @@
 """The peers' relation data: read, validate and parse it; write ours.
 
-Shapes are those of ../shared/CONTRACTS.md. Whatever a peer sends, these
-functions either return a small typed value or raise a Problem whose message
+Shapes are those of ../shared/CONTRACTS.md. Each endpoint has one reader,
+`read_<endpoint>(charm, relations) -> Reading`: what the reader looked at (the
+bags the hook's outcome depends on, for the charm's no-op digest) and, on
+`value()`, the small typed value or the Problem it raises. A Problem's message
 names the relation, the field and the fix, never a value a peer sent (values
-can be keys and passwords).
+can be keys and passwords). Keeping both halves in one reader means the digest
+cannot miss a bag the parse depends on.
 
 object-storage and ingress are negotiated with serialized-data-interface
 (SDI), imported only when a hook reads them: it pulls in jsonschema and
@@ -17,11 +20,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, TypeVar
 
 import yaml
+from ops import CharmBase, Relation
 
-from problems import Blocked, Waiting
+from problems import Blocked, Problem, Waiting
+
+T = TypeVar("T")
 
 DB = "db"
 OBJECT_STORAGE = "object-storage"
@@ -40,6 +46,7 @@ _PEER = {DB: "mlflow-db (mariadb)", OBJECT_STORAGE: "minio", INGRESS: "istio-pil
 
 # \Z, not $: "$" also matches before a trailing newline ("kubeflow\n").
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+_DNS_NAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?\Z")
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}\Z")
 _DB_FIELDS = ("database", "host", "port", "user", "password")
@@ -69,15 +76,72 @@ class Database:
     password: str
 
 
-def missing_relations(endpoints: List[str], app_name: str) -> Optional[Blocked]:
-    """One Blocked naming every missing relation and the command that adds it."""
+class Reading(Generic[T]):
+    """One endpoint as this hook found it.
+
+    `seen` is what the endpoint's outcome depends on: every bag the parse
+    reads (for the charm's settled digest). It costs no import; the parse
+    behind `value()` runs on first use only, so a settled hook that only
+    compares `seen` never pays for SDI. `value()` is None when unrelated.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        relations: Sequence[Relation],
+        parse: Callable[[], Optional[T]],
+        app_data: bool = True,
+        unit_data: bool = False,
+    ):
+        self.endpoint = endpoint
+        self.relations = relations
+        self._parse: Optional[Callable[[], Optional[T]]] = parse
+        self._bags = (app_data, unit_data)
+        self._value: Optional[T] = None
+        self._problem: Optional[Problem] = None
+
+    @property
+    def related(self) -> bool:
+        return bool(self.relations)
+
+    @property
+    def seen(self) -> List[Dict[str, Any]]:
+        app_data, unit_data = self._bags
+        return [
+            {
+                "id": r.id,
+                "app": r.app.name if r.app else None,
+                "app_data": dict(r.data[r.app]) if r.app and app_data else {},
+                "units": {u.name: dict(r.data[u]) for u in r.units} if unit_data else {},
+            }
+            for r in self.relations
+        ]
+
+    def value(self) -> Optional[T]:
+        if self._parse is not None:
+            parse, self._parse = self._parse, None
+            try:
+                self._value = parse()
+            except Problem as problem:
+                self._problem = problem
+        if self._problem is not None:
+            raise self._problem
+        return self._value
+
+
+def _first(relations: Sequence[Relation], parse: Callable[[Any], T]) -> Callable[[], Optional[T]]:
+    return lambda: parse(relations[0]) if relations else None
+
+
+def require_relations(endpoints: Sequence[str], app_name: str) -> None:
+    """Raise one Blocked naming every missing relation and the command that adds it."""
     if not endpoints:
-        return None
+        return
     commands = ", ".join(f"`{_RELATE[e].format(app=app_name)}`" for e in endpoints)
-    return Blocked(f"missing relation{'s' if len(endpoints) > 1 else ''} {', '.join(endpoints)}: run {commands}")
+    raise Blocked(f"missing relation{'s' if len(endpoints) > 1 else ''} {', '.join(endpoints)}: run {commands}")
 
 
-def _remote_name(relation) -> str:
+def _remote_name(relation: Relation) -> str:
     app = getattr(relation, "app", None)
     return app.name if app is not None and app.name else _PEER[relation.name]
 
@@ -90,10 +154,11 @@ def _sdi_metadata(charm_dir: str) -> Dict[str, Any]:
     # SDI's own get_interfaces reads metadata.yaml from the working directory;
     # the charm directory is where Juju (and Scenario) put it.
     with open(Path(charm_dir) / "metadata.yaml") as f:
-        return yaml.safe_load(f)["requires"]
+        requires: Dict[str, Any] = yaml.safe_load(f)["requires"]
+    return requires
 
 
-def _sdi(charm, endpoint: str):
+def _sdi(charm: CharmBase, endpoint: str) -> Any:
     from serialized_data_interface import SerializedDataInterface
 
     declared = _sdi_metadata(str(charm.charm_dir))[endpoint]
@@ -102,18 +167,19 @@ def _sdi(charm, endpoint: str):
     )
 
 
-def send_versions(charm, relation) -> None:
+def send_versions(charm: CharmBase, relation: Relation) -> None:
     """Leader: list our schema versions in our app bag, writing only on change."""
     declared = _sdi_metadata(str(charm.charm_dir))[relation.name]
     set_if_changed(relation.data[charm.app], _VERSIONS_KEY, yaml.safe_dump(list(declared["versions"])))
 
 
-def _negotiated_version(sdi, relation) -> str:
+def _negotiated_version(sdi: Any, relation: Relation) -> str:
     from serialized_data_interface import errors
 
     peer = _remote_name(relation)
     try:
-        return sdi.get_version(relation)
+        version: str = sdi.get_version(relation)
+        return version
     except errors.UnversionedRelation:
         raise Waiting(f"waiting for {peer} to list its {relation.name} schema versions")
     except errors.IncompatibleVersionsError:
@@ -149,7 +215,7 @@ def _has_yaml_aliases(text: str) -> bool:
         return False  # not YAML at all: SDI reports that
 
 
-def _peer_data(charm, relation) -> Dict[str, Any]:
+def _peer_data(charm: CharmBase, relation: Relation) -> Dict[str, Any]:
     """The remote app's SDI payload, validated against the negotiated version."""
     from serialized_data_interface import errors
 
@@ -168,7 +234,11 @@ def _peer_data(charm, relation) -> Dict[str, Any]:
         raise Blocked(f"{peer} sent unreadable {relation.name} data: it must be one YAML mapping")
 
 
-def read_object_storage(charm, relation) -> ObjectStorage:
+def read_object_storage(charm: CharmBase, relations: Sequence[Relation]) -> Reading[ObjectStorage]:
+    return Reading(OBJECT_STORAGE, relations, _first(relations, lambda r: _object_storage(charm, r)))
+
+
+def _object_storage(charm: CharmBase, relation: Relation) -> ObjectStorage:
     """Parse minio's object-storage data; Waiting until it has sent it."""
     data = _peer_data(charm, relation)
     peer = _remote_name(relation)
@@ -179,13 +249,27 @@ def read_object_storage(charm, relation) -> ObjectStorage:
     if isinstance(port, bool) or not 1 <= port <= 65535 or not float(port).is_integer():
         raise Blocked(f"{peer} sent an invalid object-storage port: it must be a whole number 1-65535")
     service, namespace = data["service"], data.get("namespace")
-    if not _DNS_LABEL.match(service):
+    if namespace is not None and not _DNS_LABEL.match(service):
         raise Blocked(f"{peer} sent an invalid object-storage service: it must be a Kubernetes service name")
+    if namespace is None:
+        # The endpoint is then http://<service>:<port>: any host will do.
+        service = _endpoint_host(service)
+        if service is None:
+            raise Blocked(
+                f"{peer} sent an invalid object-storage service: with no namespace it must be a host name or IP address"
+            )
     if namespace is not None and not _DNS_LABEL.match(namespace):
         raise Blocked(f"{peer} sent an invalid object-storage namespace: it must be a Kubernetes namespace name")
     for field in ("access-key", "secret-key"):
         if not data[field]:
             raise Blocked(f"{peer} sent an empty {field} on object-storage: set minio's {field} config")
+    for field in ("access-key", "secret-key"):
+        if not _sendable_key(field, data[field]):
+            # Not MinIO's fault: the request cannot even be made, so retrying is pointless.
+            raise Blocked(
+                f"{peer} sent an unusable {field} on object-storage: it cannot be sent in an HTTP request; "
+                f"set minio's {field} config to printable ASCII"
+            )
     return ObjectStorage(
         access_key=data["access-key"],
         secret_key=data["secret-key"],
@@ -196,14 +280,58 @@ def read_object_storage(charm, relation) -> ObjectStorage:
     )
 
 
-def ingress_version(charm, relation) -> str:
+def read_ingress(charm: CharmBase, relations: Sequence[Relation]) -> Reading[Sequence[Relation]]:
+    """The ingress relations; each one's schema version is `ingress_version`'s, so
+    one istio-pilot that shares no version does not stop the others' routes."""
+    return Reading(INGRESS, relations, lambda: relations)
+
+
+def _endpoint_host(service: str) -> Optional[str]:
+    """`service` as the host of a URL's authority, IPv6 unbracketed, or None."""
+    bare = service[1:-1] if service.startswith("[") and service.endswith("]") else service
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        address = None
+    if address is not None:
+        # Brackets only around IPv6; a zone (%eth0) would need escaping in a URL.
+        bracketed_ok = bare is service or address.version == 6
+        return bare if bracketed_ok and "%" not in bare else None
+    if bare is not service:
+        return None
+    labels = service[:-1].split(".") if service.endswith(".") else service.split(".")
+    if len(service) > 253 or not all(_DNS_NAME_LABEL.match(label) for label in labels):
+        return None
+    if labels[-1].isdigit():
+        return None  # resolvers read "10" or "1.2" as an IPv4 address
+    return service
+
+
+def _sendable_key(field: str, key: str) -> bool:
+    """Whether botocore can put the key into a request at all.
+
+    The access key travels in the Authorization header: printable ASCII only
+    (CR/LF would split the header, non-Latin-1 cannot be encoded, and Latin-1
+    would reach MinIO as different bytes). The secret key only feeds the
+    signature (as UTF-8) and the pod's env: anything but NUL or a lone surrogate.
+    """
+    if field == "access-key":
+        return all(" " <= c <= "~" for c in key)
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in key
+
+
+def ingress_version(charm: CharmBase, relation: Relation) -> str:
     """The ingress schema version istio-pilot and this charm agree on."""
     if relation.app is None:
         raise Waiting("waiting for the remote application to join ingress")
     return _negotiated_version(_sdi(charm, INGRESS), relation)
 
 
-def send_ingress(charm, relation, version: str, request: Mapping[str, Any]) -> None:
+def send_ingress(charm: CharmBase, relation: Relation, version: str, request: Mapping[str, Any]) -> None:
     """Leader: write our ingress request, validated against the agreed version."""
     import jsonschema
 
@@ -223,7 +351,11 @@ def _valid_host(host: str) -> bool:
         return bool(_HOST_NAME.match(host))
 
 
-def read_database(relation) -> Database:
+def read_database(charm: CharmBase, relations: Sequence[Relation]) -> Reading[Database]:
+    return Reading(DB, relations, _first(relations, _database), unit_data=True)
+
+
+def _database(relation: Relation) -> Database:
     """Parse the first mariadb unit bag that holds every field; Waiting until one does."""
     peer = _remote_name(relation)
     bags: List[Mapping[str, str]] = [relation.data[unit] for unit in sorted(relation.units, key=lambda u: u.name)]
@@ -250,12 +382,34 @@ def read_database(relation) -> Database:
 # --- pod-defaults (not SDI) --------------------------------------------------
 
 
-def publish_pod_defaults(charm, relation, pod_defaults: Mapping[str, Any]) -> None:
+def read_pod_defaults(charm: CharmBase, relations: Sequence[Relation]) -> Reading[Sequence[Relation]]:
+    """admission-webhook sends nothing we use: only which relations there are."""
+    return Reading(POD_DEFAULTS, relations, lambda: relations, app_data=False)
+
+
+def published_pod_defaults(charm: CharmBase, relation: Relation) -> Optional[Dict[str, Any]]:
+    """What we published last on this relation; None where nothing (or nothing readable) is."""
+    try:
+        published = json.loads(relation.data[charm.app].get("pod-defaults") or "null")
+    except ValueError:
+        return None
+    return published if isinstance(published, dict) else None
+
+
+def publish_pod_defaults(charm: CharmBase, relation: Relation, pod_defaults: Mapping[str, Any]) -> None:
     """Leader: the admission-webhook reads one JSON key from our app bag."""
     set_if_changed(relation.data[charm.app], "pod-defaults", json.dumps(pod_defaults, sort_keys=True))
 
 
-def set_if_changed(bag, key: str, value: str) -> None:
+def set_if_changed(bag: Any, key: str, value: str) -> None:
     """Every relation-set is a hook tool call; skip the ones that change nothing."""
     if bag.get(key) != value:
         bag[key] = value
+
+
+READERS: Dict[str, Callable[[CharmBase, Sequence[Relation]], Reading[Any]]] = {
+    DB: read_database,
+    OBJECT_STORAGE: read_object_storage,
+    INGRESS: read_ingress,
+    POD_DEFAULTS: read_pod_defaults,
+}

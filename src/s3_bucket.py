@@ -6,6 +6,7 @@ seconds and a Waiting status, never a hung hook.
 """
 
 import logging
+from typing import Any
 
 from problems import Blocked, Waiting
 
@@ -18,7 +19,7 @@ CONNECT_TIMEOUT = 3
 READ_TIMEOUT = 3
 
 
-def _client(endpoint_url: str, access_key: str, secret_key: str):
+def _client(endpoint_url: str, access_key: str, secret_key: str) -> Any:
     import boto3
     from botocore.config import Config
 

@@ -23,9 +23,9 @@ import scenario
 from scenario.mocking import _MockModelBackend
 
 from charm import MlflowServerCharm
-from contracts import APP, ISTIO_PILOT_APP_DATA, MODEL
-
-RELATION_IDS = {"object-storage": 1, "ingress": 2, "db": 3, "pod-defaults": 4}
+from contracts import APP, MODEL, PEERS, RELATION_IDS
+from fakes.mlflow_server import MLFLOW_HOST
+from fakes.network_guard import loopback_only
 
 
 @dataclasses.dataclass
@@ -73,8 +73,10 @@ class CharmDriver:
             self.specs.append(spec)
 
         specs_before = len(self.specs)
+        # MLflow's in-cluster name reaches the pod the harness runs on loopback,
+        # as the Scenario layer resolves it (the charm's settled health check).
         with mock.patch.object(_MockModelBackend, "pod_spec_set", pod_spec_set):
-            with mock.patch.dict(os.environ, {"KUBECONFIG": str(self.kubeconfig)}):
+            with mock.patch.dict(os.environ, {"KUBECONFIG": str(self.kubeconfig)}), loopback_only((MLFLOW_HOST,)):
                 out = self.ctx.run(event, state)
         self.history.append((label, _status(out)))
         if len(self.specs) > specs_before:
@@ -115,16 +117,22 @@ class CharmDriver:
     def tutorial(self, image: str, minio_app_data: dict, mariadb_unit_data: dict, config: Optional[dict] = None):
         """The tutorial's deploy and relate commands, in its order."""
         state = self.deploy(image, config)
-        peers = {  # endpoint: (interface, remote app, its data) in the tutorial's order
-            "object-storage": ("object-storage", "minio", {"remote_app_data": dict(minio_app_data)}),
-            "ingress": ("ingress", "istio-pilot", {"remote_app_data": dict(ISTIO_PILOT_APP_DATA)}),
-            "db": ("mysql", "mlflow-db", {"remote_units_data": {0: dict(mariadb_unit_data)}}),
-            "pod-defaults": ("pod-defaults", "admission-webhook", {}),
-        }
-        relations = [
-            scenario.Relation(endpoint=ep, interface=interface, id=RELATION_IDS[ep], remote_app_name=app, **data)
-            for ep, (interface, app, data) in peers.items()
-        ]
+        # The harness's own MinIO and MariaDB stand in for the contract's.
+        served = {"object-storage": {"app_data": minio_app_data}, "db": {"unit_data": mariadb_unit_data}}
+        relations = []
+        for endpoint, peer in PEERS.items():
+            peer = dataclasses.replace(peer, **served.get(endpoint, {}))
+            data = {"remote_units_data": {0: dict(peer.unit_data)}} if peer.unit_data else {}
+            relations.append(
+                scenario.Relation(
+                    endpoint=endpoint,
+                    interface=peer.interface,
+                    id=peer.relation_id,
+                    remote_app_name=peer.remote_app,
+                    remote_app_data=dict(peer.app_data),
+                    **data,
+                )
+            )
         for relation in relations:
             state = self.relate(state, relation)
         return self.outcome(state)

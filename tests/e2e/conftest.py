@@ -99,7 +99,9 @@ def deploy(request, workroot, mariadb, s3, tmp_path):
         pod.start()
         return pod
 
-    def factory(version: str, config: Optional[dict] = None, database: Optional[str] = None) -> Deployment:
+    def factory(
+        version: str, config: Optional[dict] = None, database: Optional[str] = None, minio: Optional[dict] = None
+    ) -> Deployment:
         database = database or f"mlflow_{uuid.uuid4().hex[:8]}"
         mariadb.create_database(database)
         # A fresh bucket per deployment: the charm creates it again.
@@ -111,7 +113,9 @@ def deploy(request, workroot, mariadb, s3, tmp_path):
         kubernetes.pod_count = 0
         driver = CharmDriver(workdir, kubeconfig)
         full_config = {"mlflow_port": free_port(), "workers": 2, **(config or {})}
-        outcome = driver.tutorial(image_of(version), s3.app_data(), mariadb.unit_data(database), full_config)
+        outcome = driver.tutorial(
+            image_of(version), s3.app_data(**(minio or {})), mariadb.unit_data(database), full_config
+        )
         image_bin = ensure_venv(version)
         pod = start_pod(outcome, workdir)
         pod.wait_ready(timeout=240)

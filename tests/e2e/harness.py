@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
-from pod_runner import NODE_ENV
+from pod_runner import NODE_ENV, merge_pod_default_env
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "mlflow"  # the charm's default_artifact_root, and the tutorial's bucket
@@ -22,10 +22,10 @@ def loopback_tracking_uri(tracking_uri: str) -> str:
 
 
 def notebook_env(pod_default_env: Mapping[str, str], workdir: Path, image_bin: Path) -> Dict[str, str]:
-    """Only the PodDefault's env, plus what any process needs, plus the loopback rewrite."""
+    """Only the PodDefault's env (as Kubernetes delivers it), plus what any process needs, plus the loopback rewrite."""
     home = workdir / "notebook-home"
     home.mkdir(parents=True, exist_ok=True)
-    env = dict(pod_default_env)
+    env = merge_pod_default_env({}, pod_default_env)
     env["MLFLOW_TRACKING_URI"] = loopback_tracking_uri(env["MLFLOW_TRACKING_URI"])
     env.update({"PATH": f"{image_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"})
     env.update(NODE_ENV)  # no usage reports leave this machine

@@ -8,6 +8,10 @@ What Kubernetes does with the pod Juju makes of the spec, and what this does:
 - `envConfig`: a plain value is an env var; `{secret: {name: S}}` injects every
   key of secret S from `kubernetesResources.secrets` (Juju's envFrom), its
   `data` base64-decoded. Plain env wins over a secret key of the same name.
+  Plain values are expanded like command and args, each from the secrets' keys
+  and the plain values before it; values from secrets are never expanded.
+- a PodDefault's env is appended to the env of the container it selects, and
+  expanded the same way (`merge_pod_default_env`).
 - init containers (`init: true`) run first, one by one, each to completion;
   a failing one stops the pod from starting.
 - the readiness probe's httpGet path and port say when the pod serves.
@@ -30,7 +34,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
@@ -86,9 +90,24 @@ def _plain(value) -> str:
     return str(value)
 
 
+def expand_env(defined: Mapping[str, str], plain: Iterable[Tuple[str, str]]) -> Dict[str, str]:
+    """The kubelet's env: `defined` (envFrom, taken as is), then each plain
+    value in order, expanded from everything defined before it."""
+    env = dict(defined)
+    for name, value in plain:
+        env[name] = expand(value, env)
+    return env
+
+
+def merge_pod_default_env(container_env_: Mapping[str, str], pod_default_env: Mapping[str, str]) -> Dict[str, str]:
+    """A notebook's env once the admission webhook appended a PodDefault's plain
+    env to it and the kubelet expanded it."""
+    return expand_env(container_env_, [(name, str(value)) for name, value in pod_default_env.items()])
+
+
 def container_env(container: Mapping, all_secrets: Mapping[str, Mapping[str, str]]) -> Dict[str, str]:
     from_secrets: Dict[str, str] = {}
-    plain: Dict[str, str] = {}
+    plain: List[Tuple[str, str]] = []
     for name, value in (container.get("envConfig") or {}).items():
         if isinstance(value, Mapping):
             if set(value) != {"secret"}:
@@ -98,8 +117,8 @@ def container_env(container: Mapping, all_secrets: Mapping[str, Mapping[str, str
                 raise PodSpecError(f"{container['name']}: envConfig {name!r} names secret {secret!r}, not in the spec")
             from_secrets.update(all_secrets[secret])
         else:
-            plain[name] = _plain(value)
-    return {**from_secrets, **plain}
+            plain.append((name, _plain(value)))
+    return expand_env(from_secrets, plain)
 
 
 def _readiness(container: Mapping) -> Optional[Tuple[str, int]]:
@@ -179,18 +198,7 @@ class Pod:
     def run_init_containers(self, timeout: float = 600) -> List[Container]:
         ran = []
         for container in (c for c in self.containers if c.init):
-            cwd = self.workdir / container.name
-            cwd.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path(container), "wb") as log:
-                result = subprocess.run(
-                    self._argv(container),
-                    env=self._environ(container),
-                    cwd=cwd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=timeout,
-                    check=False,
-                )
+            result = self._launch(container, subprocess.run, timeout=timeout, check=False)
             if result.returncode != 0:
                 raise InitContainerFailed(
                     f"init container {container.name} exited with {result.returncode}:\n{self.tail(container)}"
@@ -200,19 +208,22 @@ class Pod:
 
     def start(self) -> subprocess.Popen:
         """Start the main container (after run_init_containers, as the kubelet would)."""
-        container = self.main[0]
+        self.process = self._launch(self.main[0], subprocess.Popen, start_new_session=True)
+        return self.process
+
+    def _launch(self, container: Container, launcher, **kwargs):
+        """Run or start `container`'s process in its own directory, output to its log."""
         cwd = self.workdir / container.name
         cwd.mkdir(parents=True, exist_ok=True)
         with open(self.log_path(container), "wb") as log:
-            self.process = subprocess.Popen(
+            return launcher(
                 self._argv(container),
                 env=self._environ(container),
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                **kwargs,
             )
-        return self.process
 
     def run(self, ready_timeout: float = 180) -> "Pod":
         self.run_init_containers()

@@ -1,18 +1,19 @@
 """The peers the charm relates to, run for real on loopback: MariaDB and an S3 server.
 
 MariaDB is Debian's mariadbd with a throw-away datadir; the S3 server is
-moto's `moto_server` (MinIO has no package in any registry here), which
-speaks signature v4 and path-style addressing as MinIO does.
+tests/fakes/s3_server.py's, in this process.
 """
 
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Optional
+
+from fakes.network_guard import free_port
+from fakes.s3_server import S3Server as FakeS3
 
 # What the mariadb charm would hand out, with a password that needs quoting
 # in a URI (@ : / # %), in SQL (') and in a shell (space).
@@ -21,12 +22,6 @@ DB_PASSWORD = "p@ss:w/rd#50% it's"  # noqa: S105 - a test password, local to thi
 DB_ROOT_PASSWORD = "r00t:@/#% 'pw'"  # noqa: S105 - idem
 S3_ACCESS_KEY = "minio"
 S3_SECRET_KEY = "minio123"  # noqa: S105 - the contract's example secret-key
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, timeout: float, process: Optional[subprocess.Popen] = None, what: str = "server") -> None:
@@ -159,14 +154,14 @@ class MariaDB:
 
 
 class S3Server:
-    """moto_server on a free loopback port, addressed as http://localhost:<port>.
+    """tests/fakes' S3 server on a free loopback port, addressed as http://localhost:<port>.
 
     MinIO's object-storage data gives a service name and an optional
     namespace; with service `localhost` and namespace null the charm's
     endpoint is http://localhost:<port>, which every process here resolves to
     loopback without a hosts-file entry or a resolver patch. moto would read
     an unknown host's first label as a bucket name, so the endpoint is also
-    listed in MOTO_S3_CUSTOM_ENDPOINTS.
+    one of its custom endpoints.
     """
 
     service = "localhost"
@@ -174,28 +169,15 @@ class S3Server:
     def __init__(self, workdir: Path):
         self.port = free_port()
         self.endpoint = f"http://{self.service}:{self.port}"
-        self.log = workdir / "moto_server.log"
-        self.process: Optional[subprocess.Popen] = None
+        self.server: Optional[FakeS3] = None
 
     def start(self) -> "S3Server":
-        env = {
-            **os.environ,
-            "MOTO_S3_CUSTOM_ENDPOINTS": f"{self.endpoint},http://127.0.0.1:{self.port}",
-        }
-        moto_server = Path(sys.executable).parent / "moto_server"
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [str(moto_server), "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        wait_for_port(self.port, 60, self.process, "moto_server")
+        self.server = FakeS3(port=self.port, endpoints=(self.endpoint,))
         return self
 
-    def app_data(self) -> dict:
-        """minio's object-storage app bag (CONTRACTS.md shape) pointing at this server."""
+    def app_data(self, **fields) -> dict:
+        """minio's object-storage app bag (CONTRACTS.md shape) pointing at this server;
+        `fields` change some (moto takes any keys)."""
         import yaml
 
         data = {
@@ -205,6 +187,7 @@ class S3Server:
             "secret-key": S3_SECRET_KEY,
             "secure": False,
             "service": self.service,
+            **fields,
         }
         return {"_supported_versions": "- v1\n", "data": yaml.safe_dump(data, sort_keys=True)}
 
@@ -230,5 +213,5 @@ class S3Server:
             client.delete_object(Bucket=bucket, Key=key)
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop(self.process)
+        if self.server is not None:
+            self.server.stop()

@@ -15,12 +15,14 @@ import pytest
 from mlflow_venvs import NEWEST_MLFLOW, image_mlflow_version, image_of
 from servers import DB_PASSWORD, DB_ROOT_PASSWORD, S3_SECRET_KEY
 
+import charm
 from contracts import APP, MODEL
+from pod_readiness import NO_POD_OF_SPEC
 
 pytestmark = pytest.mark.e2e
 
 VERSIONS = [image_mlflow_version(), NEWEST_MLFLOW]
-ROLLOUT = "pod spec updated: waiting for Kubernetes to roll out the MLflow pod"
+ROLLOUT = charm.ROLLOUT
 SERVICE_HOSTS = [APP, f"{APP}.{MODEL}", f"{APP}.{MODEL}.svc", f"{APP}.{MODEL}.svc.cluster.local"]
 
 
@@ -65,7 +67,7 @@ def test_tutorial_notebook_flow(deploy, s3, version):
     assert len(outcome.spec_hooks) == 1, outcome.history
     assert outcome.spec_hooks[0][1].startswith("blocked: missing relation pod-defaults"), outcome.history
     assert not [h for h in outcome.history[:-1] if h[1].startswith("active")], outcome.history
-    assert outcome.history[-2][1] == "waiting: waiting for Kubernetes to start the MLflow pod of the current pod spec"
+    assert outcome.history[-2][1] == f"waiting: {NO_POD_OF_SPEC}"
     assert outcome.history[-1][0] == "update-status"
     assert outcome.status == "active"
     _assert_no_secret_outside_secrets(deployment)
@@ -108,7 +110,9 @@ def test_proxied_artifacts_need_no_s3_keys_in_notebooks(deploy, s3, version):
     assert "--serve-artifacts" in command
     assert "--default-artifact-root" not in command
 
-    assert deployment.notebook_env == {"MLFLOW_TRACKING_URI": f"http://{SERVICE_HOSTS[-1]}:{deployment.port}"}
+    env = deployment.notebook_env
+    assert env["MLFLOW_TRACKING_URI"] == f"http://{SERVICE_HOSTS[-1]}:{deployment.port}"
+    assert not [k for k in env if k.startswith("AWS_") or k == "MLFLOW_S3_ENDPOINT_URL"]
     report = deployment.run_notebook()
     _assert_notebook_report(report, version)
     assert report["bucket_keys"] is None  # the notebook had no keys to list the bucket with
@@ -180,3 +184,22 @@ def test_database_of_the_image_mlflow_is_migrated_for_the_newest(deploy, mariadb
     assert logged["run_id"] in report["runs_before"]
     assert report["model_versions"] == [1, 2]
     assert report["predictions_match"] is True  # version 1, logged by the old MLflow, loads and predicts
+
+
+def test_a_settled_unit_reports_mlflow_dying_and_coming_back(deploy):
+    """Issue 14.1: update-status on a settled unit asks MLflow itself, so
+    `juju status` stops saying Active when the process dies, and says it again
+    once MLflow serves again."""
+    deployment = deploy(image_mlflow_version())
+    driver, state = deployment.driver, deployment.outcome.state
+    assert deployment.outcome.status == "active"
+    assert driver.update_status(state).status == "active", "settled and serving: still Active"
+
+    deployment.pod.stop()  # the MLflow process killed; Kubernetes has not noticed yet
+    down = driver.update_status(state)
+    assert down.status == f"waiting: {charm.unreachable(APP, MODEL)}", down.history[-3:]
+
+    deployment.pod.start()
+    deployment.pod.wait_ready(timeout=240)
+    back = driver.update_status(down.state)
+    assert back.status == "active", back.history[-3:]

@@ -5,7 +5,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from pod_runner import InitContainerFailed, Pod, PodSpecError, container_env, containers, expand, secrets
+from pod_runner import (
+    InitContainerFailed,
+    Pod,
+    PodSpecError,
+    container_env,
+    containers,
+    expand,
+    merge_pod_default_env,
+    secrets,
+)
 
 PYTHON_BIN = Path(sys.executable).parent
 
@@ -51,6 +60,46 @@ def test_env_takes_every_key_of_a_secret_and_plain_values_win():
         "SHARED": "plain",
         "URI": "mysql://x",
     }
+
+
+def test_plain_env_expands_from_secrets_and_earlier_values_but_secrets_stay_as_they_are():
+    all_secrets = {"s": {"KEY": "k$(PLAIN)$$"}}
+    container = {
+        "name": "c",
+        "envConfig": {
+            "s": {"secret": {"name": "s"}},
+            "PLAIN": "p$$w$(KEY)",
+            "LATER": "$(PLAIN)-$(UNSET)-$(LATER2)",
+            "LATER2": "x",
+        },
+    }
+    assert container_env(container, all_secrets) == {
+        "KEY": "k$(PLAIN)$$",  # envFrom values are never expanded
+        "PLAIN": "p$wk$(PLAIN)$$",
+        "LATER": "p$wk$(PLAIN)$$-$(UNSET)-$(LATER2)",  # only what was defined before
+        "LATER2": "x",
+    }
+
+
+def test_pod_default_env_is_appended_to_the_container_env_and_expanded():
+    merged = merge_pod_default_env({"HOME": "/home/jovyan"}, {"A": "pa$$w0rd$(HOME)x", "B": "$(A)", "C": "$$(A)"})
+    assert merged == {"HOME": "/home/jovyan", "A": "pa$w0rd/home/jovyanx", "B": "pa$w0rd/home/jovyanx", "C": "$(A)"}
+
+
+def test_values_the_charm_escapes_arrive_byte_identical():
+    from mlflow_workload import kubernetes_literal
+
+    keys = ["pa$$w0rd$(HOME)x", "$", "$$", "$(A)", "a$$(B)$", "$$$(HOME)"]
+    pod_default = {f"K{i}": kubernetes_literal(k) for i, k in enumerate(keys)}
+    merged = merge_pod_default_env({"HOME": "/h", "A": "a"}, pod_default)
+    assert [merged[f"K{i}"] for i in range(len(keys))] == keys
+    container = {
+        "name": "c",
+        "command": [kubernetes_literal(k) for k in keys],
+        "envConfig": {"A": kubernetes_literal("$(HOME)")},
+    }
+    (run,) = containers(spec_of(container))
+    assert list(run.argv) == keys and run.env["A"] == "$(HOME)"
 
 
 def test_env_naming_an_unknown_secret_is_an_error():

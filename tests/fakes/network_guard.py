@@ -11,6 +11,8 @@ as IP addresses ("10" is 0.0.0.10, "1.2" is 1.0.0.2). Inside `loopback_only()`:
   and recorded in `violations` so the test that caused it fails;
 - `alias_ports` moves an alias's port elsewhere on loopback (minio.kubeflow:9000
   can be served from a free port, so parallel test runs do not fight over 9000);
+- `host_ports` moves every port of one alias to one loopback port (MLflow's
+  service name, whatever mlflow_port says, reaches the fake /health);
 - `loopback_ports`, when set, also refuses loopback ports outside that set, so a
   fuzzed port cannot reach another service running on this machine.
 """
@@ -30,13 +32,16 @@ class NetworkGuard:
         self.violations: List[Tuple[str, object]] = []
         self.loopback_ports: Optional[Set[int]] = None
         self.alias_ports: Dict[int, int] = {}
+        self.host_ports: Dict[str, int] = {}
 
     def resolve(self, real, host, port, *args, **kwargs):
         name = host.decode() if isinstance(host, bytes) else host
         if name is None or name in LOOPBACK_NAMES:
             return real(host, port, *args, **kwargs)
         if name in self.aliases:
-            if port is not None and int(port) in self.alias_ports:
+            if name in self.host_ports:
+                port = self.host_ports[name]
+            elif port is not None and int(port) in self.alias_ports:
                 port = self.alias_ports[int(port)]
             return real("127.0.0.1", port, *args, **kwargs)
         raise socket.gaierror(socket.EAI_NONAME, f"name resolution is loopback-only in tests: {name!r}")
@@ -87,7 +92,9 @@ def loopback_only(aliases=()):
         socket.socket.connect_ex = real_connect_ex
 
 
-def free_loopback_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port nothing listens on right now (connecting to it is refused):
+    the one helper every layer takes its ports from."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]

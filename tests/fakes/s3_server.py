@@ -1,44 +1,63 @@
-"""A real S3 server (moto) on loopback, reachable under MinIO's in-cluster name.
+"""The one S3 fake of every test layer: moto's S3 app in a thread on loopback.
 
-The charm builds its endpoint from minio's relation data,
-http://minio.kubeflow:9000. Tests keep that data byte for byte, so the S3
-server listens on 127.0.0.1:9000 and `minio.kubeflow` resolves to loopback
-inside the test process (and nowhere else).
+moto speaks signature v4 and path-style addressing as MinIO does (MinIO has
+no package in any registry here). The server counts the requests it answers,
+so the bench can show that a settled hook sends none. The charm builds its
+endpoint from minio's relation data (http://minio.kubeflow:9000); each layer
+makes that name reach this server its own way (tests/fakes/network_guard.py
+in Scenario, bench/sitecustomize.py in the bench, `localhost` in e2e).
 """
 
-import contextlib
 import logging
 import os
-import socket
+import threading
+import urllib.request
+from typing import List, Sequence
 
-HOST_ALIASES = ("minio.kubeflow", "minio")
+from fakes.network_guard import free_port
+
 # moto takes the first label of an unknown host name for a bucket
 # (virtual-host style); MinIO's in-cluster name is an endpoint, not a bucket.
-os.environ.setdefault("MOTO_S3_CUSTOM_ENDPOINTS", "http://minio.kubeflow:9000,http://minio:9000")
+MINIO_ENDPOINTS = ("http://minio.kubeflow:9000", "http://minio:9000")
+HOST_ALIASES = ("minio.kubeflow", "minio")
 
 
-@contextlib.contextmanager
-def loopback_names(names=HOST_ALIASES):
-    real = socket.getaddrinfo
+class S3Server:
+    """Serves S3 on host:port (a free loopback port by default) until `stop()`."""
 
-    def getaddrinfo(host, *args, **kwargs):
-        return real("127.0.0.1" if host in names else host, *args, **kwargs)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, endpoints: Sequence[str] = MINIO_ENDPOINTS):
+        self.host, self.port = host, port or free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        # Set before moto is imported: it may read the variable once.
+        os.environ["MOTO_S3_CUSTOM_ENDPOINTS"] = ",".join([*endpoints, self.url, f"http://localhost:{self.port}"])
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
 
-    socket.getaddrinfo = getaddrinfo
-    try:
-        yield
-    finally:
-        socket.getaddrinfo = real
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.requests: List[str] = []
+        moto_app = DomainDispatcherApplication(create_backend_app)
 
+        def app(environ, start_response):
+            self.requests.append(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}")
+            return moto_app(environ, start_response)
 
-@contextlib.contextmanager
-def s3_server(port: int = 9000):
-    from moto.server import ThreadedMotoServer
+        self._server = make_server(host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    def delete_bucket(self, bucket: str) -> None:
+        request = urllib.request.Request(f"{self.url}/{bucket}", method="DELETE")
+        try:
+            urllib.request.urlopen(request, timeout=5).read()  # noqa: S310 - our own loopback server
+        except OSError:
+            pass  # 404: no such bucket
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "S3Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -188,3 +188,70 @@ async def test_pod_default_for_notebooks_exists(ops_test):
     env = {item["name"]: item.get("value") for item in spec["env"]}
     assert env["MLFLOW_TRACKING_URI"] == f"http://{APP}.{namespace}.svc.cluster.local:{PORT}"
     assert {"MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)
+
+
+# --- every Kubeflow profile (kubeflow-profiles-rbac.yaml granted) ----------------
+
+PROFILE = "mlflow-it-profile"
+NOTEBOOK_CHECK = (
+    "import os, mlflow, boto3\n"
+    "assert 'AWS_SECRET_ACCESS_KEY' in os.environ and os.environ['AWS_SECRET_ACCESS_KEY']\n"
+    "mlflow.search_experiments()\n"
+    "boto3.client('s3', endpoint_url=os.environ['MLFLOW_S3_ENDPOINT_URL']).list_objects_v2(Bucket='mlflow')\n"
+    "print('NOTEBOOK-ENV-OK')\n"
+)
+
+
+def _granted_rbac(namespace: str):
+    """kubeflow-profiles-rbac.yaml, bound to this model's operator."""
+    from lightkube import codecs
+
+    docs = list(yaml.safe_load_all((ROOT / "kubeflow-profiles-rbac.yaml").read_text()))
+    for doc in docs:
+        if doc["kind"] == "ClusterRoleBinding":
+            doc["subjects"][0]["namespace"] = namespace
+    return [codecs.from_dict(doc) for doc in docs]
+
+
+@pytest.mark.asyncio
+async def test_a_profile_namespace_gets_mlflow_without_kubectl(ops_test):
+    """Granted access, a profile namespace gets the Secret and PodDefault, and a
+    pod there that ticks the box runs MLflow and MinIO calls with the merged env."""
+    from lightkube.generic_resource import create_namespaced_resource
+    from lightkube.resources.core_v1 import Namespace, Pod, Secret
+
+    client = _kubernetes_client()
+    pod_default_kind = create_namespaced_resource("kubeflow.org", "v1alpha1", "PodDefault", "poddefaults")
+    for obj in _granted_rbac(ops_test.model_name):
+        client.apply(obj, force=True)
+    labels = {"app.kubernetes.io/part-of": "kubeflow-profile"}
+    client.apply(Namespace.from_dict({"metadata": {"name": PROFILE, "labels": labels}}), force=True)
+    try:
+        unit = ops_test.model.applications[APP].units[0]
+        action = await (await unit.run_action("sync-profiles")).wait()
+        assert action.status == "completed", action.data.get("message")
+
+        secret = client.get(Secret, POD_DEFAULT, namespace=PROFILE)
+        assert set(secret.data) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+        env = client.get(pod_default_kind, POD_DEFAULT, namespace=PROFILE)["spec"]["env"]
+        assert all("value" not in e for e in env if e["name"].startswith("AWS_"))
+
+        pod = Pod.from_dict(
+            {
+                "metadata": {"name": "mlflow-notebook-check", "namespace": PROFILE, "labels": {POD_DEFAULT: "true"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "check", "image": IMAGE, "command": ["python3", "-c", NOTEBOOK_CHECK]}],
+                },
+            }
+        )
+        client.create(pod)
+        for _ in range(60):
+            phase = client.get(Pod, pod.metadata.name, namespace=PROFILE).status.phase
+            if phase in ("Succeeded", "Failed"):
+                break
+            await asyncio.sleep(5)
+        logs = "\n".join(client.log(pod.metadata.name, namespace=PROFILE))
+        assert phase == "Succeeded" and "NOTEBOOK-ENV-OK" in logs, logs[-2000:]
+    finally:
+        client.delete(Namespace, PROFILE)

@@ -4,6 +4,7 @@
   pod_spec_set records every spec the charm sets, in order.
 - a real S3 server at MinIO's in-cluster address (see tests/fakes/s3_server.py)
 - a Kubernetes API on loopback that reports the MLflow pod ready or not.
+- `mlflow`: MLflow's /health at its in-cluster name (tests/fakes/mlflow_server.py).
 - `network`: the process stays on loopback whatever host the charm is fed
   (tests/fakes/network_guard.py); a test that tried to leave it fails.
 - `secrets_never_leak`: after every Context run of every test, the run's
@@ -22,18 +23,28 @@ from leak_check import LeakCheck
 from ops._private.harness import ActionFailed
 from scenario.mocking import _MockModelBackend
 
+import world
 from charm import MlflowServerCharm
 from fakes.kubernetes_api import FakeKubernetesApi
-from fakes.network_guard import free_loopback_port, loopback_only
-from fakes.s3_server import HOST_ALIASES, s3_server
+from fakes.mlflow_server import MLFLOW_HOST, HealthServer
+from fakes.network_guard import free_port, loopback_only
+from fakes.s3_server import HOST_ALIASES, S3Server
 
 FUZZ_CASES = pytest.StashKey[dict]()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def network():
-    with loopback_only(HOST_ALIASES) as guard:
+    with loopback_only((*HOST_ALIASES, MLFLOW_HOST)) as guard:
         yield guard
+
+
+@pytest.fixture(autouse=True)
+def mlflow(network):
+    """MLflow's /health at its in-cluster name, answering 200 unless the test says otherwise."""
+    with HealthServer() as server:
+        network.host_ports[MLFLOW_HOST] = server.port
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +59,10 @@ def no_traffic_off_loopback(network):
 @pytest.fixture(scope="session")
 def s3(network):
     # minio.kubeflow:9000 (the contract's address) reaches a free loopback port.
-    port = free_loopback_port()
+    port = free_port()
     network.alias_ports[9000] = port
-    with s3_server(port=port) as url:  # `network` makes minio.kubeflow loopback
-        yield url
+    with S3Server(port=port) as server:  # `network` makes minio.kubeflow loopback
+        yield server.url
 
 
 @pytest.fixture(autouse=True)
@@ -92,6 +103,25 @@ def pod_specs(monkeypatch, kubernetes):
 @pytest.fixture
 def ctx():
     return scenario.Context(MlflowServerCharm)
+
+
+@pytest.fixture
+def settled(ctx, tmp_path, pod_specs):
+    """The tutorial's end state (deployed, then related to each peer in turn): Active, one spec set."""
+    state = world.settled(ctx, tmp_path)
+    assert state.unit_status == scenario.ActiveStatus() and len(pod_specs) == 1
+    return state
+
+
+@pytest.fixture
+def settled_in_one_hook(ctx, tmp_path, pod_specs):
+    """Every peer related before the first config-changed, then the rollout: Active, one spec set.
+    Two hooks instead of the tutorial's seventeen, where how the unit got there does not matter."""
+    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    assert out.unit_status == world.ROLLOUT
+    out = world.rolled_out(ctx, out)
+    assert out.unit_status == scenario.ActiveStatus() and len(pod_specs) == 1
+    return out
 
 
 class _ListHandler(logging.Handler):

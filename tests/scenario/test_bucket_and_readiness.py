@@ -5,6 +5,7 @@ import dataclasses
 from scenario import ActiveStatus, BlockedStatus, WaitingStatus
 
 import world
+from pod_readiness import NO_POD_OF_SPEC
 
 
 def test_missing_bucket_without_permission_to_create_blocks_with_the_fix(ctx, tmp_path, s3_buckets, pod_specs):
@@ -44,7 +45,7 @@ def test_pod_not_ready_waits_and_update_status_rechecks(ctx, tmp_path, kubernete
 
 def test_the_hook_that_sets_a_spec_waits_for_its_rollout_and_asks_nobody(ctx, tmp_path, kubernetes, pod_specs):
     out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
-    assert out.unit_status == WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
+    assert out.unit_status == world.ROLLOUT
     assert len(pod_specs) == 1 and kubernetes.requests == [], "Juju applies the spec after the hook"
 
 
@@ -55,7 +56,7 @@ def test_a_ready_pod_of_the_previous_spec_does_not_count(ctx, tmp_path, kubernet
     out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"workers": 2}))
     kubernetes.pod_annotations = previous  # the rollout is stuck: only the old pod runs
     out = ctx.run(ctx.on.update_status(), out)
-    assert out.unit_status == WaitingStatus("waiting for Kubernetes to start the MLflow pod of the current pod spec")
+    assert out.unit_status == WaitingStatus(NO_POD_OF_SPEC)
 
 
 def test_no_pod_yet_waits_for_kubernetes(ctx, tmp_path, kubernetes):

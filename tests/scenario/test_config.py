@@ -9,11 +9,6 @@ from scenario import ActiveStatus, BlockedStatus
 import world
 
 
-@pytest.fixture
-def settled(ctx, tmp_path, pod_specs):
-    return world.settled(ctx, tmp_path)
-
-
 def configure(ctx, state, **options):
     """`juju config`, then the update-status that sees the rolled-out pod."""
     return world.active(ctx, ctx.on.config_changed(), dataclasses.replace(state, config={**state.config, **options}))
@@ -38,7 +33,10 @@ def test_proxied_artifacts_take_the_keys_out_of_the_pod_defaults(ctx, settled, p
     command = server(pod_specs[-1])["command"]
     assert "--serve-artifacts" in command and "--artifacts-destination" in command
     env = json.loads(world.bag(state, "pod-defaults")["pod-defaults"])["minio"]["env"]
-    assert env == {"MLFLOW_TRACKING_URI": "http://mlflow-server.kubeflow.svc.cluster.local:5000"}
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow-server.kubeflow.svc.cluster.local:5000"
+    assert not [k for k in env if k.startswith("AWS_") or k == "MLFLOW_S3_ENDPOINT_URL"]
+    # Big artifacts go up in parts, each to MinIO through a URL the server presigns.
+    assert env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] == "true"
 
 
 def test_nodeport_and_workers(ctx, settled, pod_specs):

@@ -40,9 +40,6 @@ def reordered(state: scenario.State) -> scenario.State:
     return state
 
 
-ROLLOUT = scenario.WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
-
-
 def revision(spec) -> str:
     return spec["kubernetesResources"]["pod"]["annotations"]["mlflow-server.charm/spec-revision"]
 
@@ -55,17 +52,17 @@ def test_reordered_peer_data_gives_a_byte_identical_spec(ctx, tmp_path, pod_spec
     state = world.state(tmp_path)
     other = reordered(state)
     assert other.get_relation(2).remote_app_data["data"] != state.get_relation(2).remote_app_data["data"]
-    # Two fresh units (no stored state): both set generation 1 of the same unit's spec.
-    ctx.run(ctx.on.config_changed(), state)
-    ctx.run(ctx.on.config_changed(), other)
+    # Two units with the same stored state: both set generation 1 of the same unit's spec.
+    ctx.run(ctx.on.config_changed(), world.with_nonce(state))
+    ctx.run(ctx.on.config_changed(), world.with_nonce(other))
     assert len(pod_specs) == 2
-    assert revision(pod_specs[0]) == revision(pod_specs[1]) == "mlflow-server/0#1"
+    assert revision(pod_specs[0]) == revision(pod_specs[1]) == f"mlflow-server/0#1-{world.NONCE}"
     assert spec_bytes(pod_specs[0]) == spec_bytes(pod_specs[1])
 
 
 def test_reordered_peer_data_is_a_no_op_after_active(ctx, tmp_path, pod_specs):
     out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
-    assert out.unit_status == ROLLOUT
+    assert out.unit_status == world.ROLLOUT
     out = world.rolled_out(ctx, out)
     assert out.unit_status == scenario.ActiveStatus()
     other = reordered(out)
@@ -76,8 +73,8 @@ def test_reordered_peer_data_is_a_no_op_after_active(ctx, tmp_path, pod_specs):
 
 
 # Runs the charm in a fresh interpreter and prints the spec it sets. The
-# network guard refuses every connection: the spec is set before the bucket
-# check, which then fails fast (Waiting) without leaving the process.
+# network guard refuses every connection: the spec is set whatever the bucket
+# check says, and that check fails fast (Waiting) without leaving the process.
 SUBPROCESS_RUN = r"""
 import json, sys, tempfile
 from pathlib import Path
@@ -91,7 +88,7 @@ _MockModelBackend.pod_spec_set = lambda self, spec, k8s_resources=None: specs.ap
 with loopback_only(("minio.kubeflow", "minio")) as guard:
     guard.loopback_ports = set()
     ctx = scenario.Context(MlflowServerCharm)
-    ctx.run(ctx.on.config_changed(), world.state(Path(tempfile.mkdtemp())))
+    ctx.run(ctx.on.config_changed(), world.with_nonce(world.state(Path(tempfile.mkdtemp()))))
 assert not guard.violations, guard.violations
 sys.stdout.write(json.dumps(specs, ensure_ascii=False))
 """
@@ -112,25 +109,15 @@ def test_spec_identical_across_processes_with_different_hash_seeds():
         (spec,) = json.loads(run.stdout)
         outputs.add(run.stdout)
         assert spec["containers"][1]["name"] == "mlflow-server"
-        assert revision(spec) == "mlflow-server/0#1"
+        assert revision(spec) == f"mlflow-server/0#1-{world.NONCE}"
     assert len(outputs) == 1
 
 
 # --- no-op hooks ------------------------------------------------------------------
 
 
-@pytest.fixture
-def active(ctx, tmp_path, pod_specs):
-    out = ctx.run(ctx.on.config_changed(), world.state(tmp_path))
-    assert out.unit_status == ROLLOUT
-    out = world.rolled_out(ctx, out)
-    assert out.unit_status == scenario.ActiveStatus()
-    assert len(pod_specs) == 1
-    return out
-
-
-def test_update_status_never_sets_the_spec(ctx, active, pod_specs):
-    state = active
+def test_update_status_never_sets_the_spec(ctx, settled_in_one_hook, pod_specs):
+    state = settled_in_one_hook
     for _ in range(5):
         state = ctx.run(ctx.on.update_status(), state)
         assert state.unit_status == scenario.ActiveStatus()
@@ -138,8 +125,8 @@ def test_update_status_never_sets_the_spec(ctx, active, pod_specs):
 
 
 @pytest.mark.parametrize("endpoint", world.ALL)
-def test_repeated_relation_changed_with_equal_data_never_sets_the_spec(ctx, active, pod_specs, endpoint):
-    state = active
+def test_repeated_relation_changed_with_equal_data_never_sets_the_spec(ctx, settled_in_one_hook, pod_specs, endpoint):
+    state = settled_in_one_hook
     for _ in range(3):
         state = ctx.run(ctx.on.relation_changed(state.get_relation(world.RELATION_IDS[endpoint])), state)
         assert state.unit_status == scenario.ActiveStatus()
@@ -147,8 +134,8 @@ def test_repeated_relation_changed_with_equal_data_never_sets_the_spec(ctx, acti
 
 
 @pytest.mark.parametrize("event", ["config_changed", "leader_elected", "install", "upgrade_charm"])
-def test_events_that_change_nothing_never_set_the_spec(ctx, active, pod_specs, event):
-    out = ctx.run(getattr(ctx.on, event)(), active)
+def test_events_that_change_nothing_never_set_the_spec(ctx, settled_in_one_hook, pod_specs, event):
+    out = ctx.run(getattr(ctx.on, event)(), settled_in_one_hook)
     assert out.unit_status == scenario.ActiveStatus()
     assert len(pod_specs) == 1
 
@@ -164,12 +151,26 @@ def test_no_op_while_blocked_sets_no_spec_again(ctx, tmp_path, pod_specs):
     assert len(pod_specs) == 1
 
 
-def test_a_real_change_sets_the_spec_once(ctx, active, pod_specs):
-    changed = dataclasses.replace(active, config={"workers": 8})
+def test_a_real_change_sets_the_spec_once(ctx, settled_in_one_hook, pod_specs):
+    changed = dataclasses.replace(settled_in_one_hook, config={"workers": 8})
     out = ctx.run(ctx.on.config_changed(), changed)
-    assert out.unit_status == ROLLOUT
+    assert out.unit_status == world.ROLLOUT
     out = ctx.run(ctx.on.update_status(), out)
     assert out.unit_status == scenario.ActiveStatus()
     assert len(pod_specs) == 2
     assert "8" in pod_specs[1]["containers"][1]["command"]
-    assert revision(pod_specs[1]) == "mlflow-server/0#2"
+    assert revision(pod_specs[1]).startswith("mlflow-server/0#2-")
+
+
+def test_a_unit_that_lost_its_state_never_repeats_a_revision(ctx, tmp_path, pod_specs):
+    """The operator pod recreated without its state: the counter starts again, the
+    revision must not, or a secret-only change leaves the pod template unchanged."""
+    ctx.run(ctx.on.config_changed(), world.state(tmp_path))
+    rotated = yaml.safe_load(MINIO_APP_DATA["data"])
+    rotated["secret-key"] = "rotated-after-the-loss"
+    data = {**MINIO_APP_DATA, "data": yaml.safe_dump(rotated)}
+    ctx.run(ctx.on.config_changed(), world.state(tmp_path, object_storage={"remote_app_data": data}))
+    assert len(pod_specs) == 2
+    assert revision(pod_specs[0]).startswith("mlflow-server/0#1")
+    assert revision(pod_specs[1]).startswith("mlflow-server/0#1")
+    assert revision(pod_specs[1]) != revision(pod_specs[0])

@@ -1,8 +1,9 @@
 """What the charm does when its peers or the cluster fail: a status that says so, never a raised hook.
 
 MinIO refusing connections, MinIO accepting and never answering, MinIO
-answering 403 or 500, the Kubernetes API unreachable or absent, and each
-relation leaving. The servers are loopback fakes (tests/fakes/broken_servers.py).
+answering 403 or 500, the Kubernetes API unreachable or absent (relations
+leaving are test_departures.py's). The servers are loopback fakes
+(tests/fakes/broken_servers.py).
 """
 
 import dataclasses
@@ -32,12 +33,9 @@ def run(ctx, state, event=None):
     return out
 
 
-ROLLOUT = scenario.WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
-
-
 def rolled_out(ctx, state):
     """The hook that set the spec waits for its rollout; the next update-status reports the rest."""
-    assert state.unit_status == ROLLOUT
+    assert state.unit_status == world.ROLLOUT
     return run(ctx, state, ctx.on.update_status())
 
 
@@ -149,67 +147,6 @@ def test_kubernetes_api_errors_wait(ctx, tmp_path, kubernetes, code):
     out = rolled_out(ctx, run(ctx, world.state(tmp_path)))
     assert out.unit_status.name == "waiting"
     assert "cannot ask the Kubernetes API" in out.unit_status.message
-
-
-# --- relations leaving ------------------------------------------------------------
-
-
-@pytest.fixture
-def active(ctx, tmp_path, pod_specs):
-    out = rolled_out(ctx, run(ctx, world.state(tmp_path)))
-    assert out.unit_status == scenario.ActiveStatus()
-    assert len(pod_specs) == 1
-    return out
-
-
-def notebook_env(state):
-    rel = state.get_relation(world.RELATION_IDS["pod-defaults"])
-    return json.loads(rel.local_app_data["pod-defaults"])["minio"]["env"]
-
-
-def ingress_sent(state):
-    return yaml.safe_load(state.get_relation(world.RELATION_IDS["ingress"]).local_app_data["data"])
-
-
-FULL_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL", "MLFLOW_TRACKING_URI"}
-
-
-@pytest.mark.parametrize("endpoint", world.ALL)
-def test_relation_broken_says_what_is_missing_and_keeps_published_data_consistent(ctx, active, pod_specs, endpoint):
-    before_ingress = ingress_sent(active)
-    out = run(ctx, active, ctx.on.relation_broken(active.get_relation(world.RELATION_IDS[endpoint])))
-
-    assert out.unit_status.name == "blocked"
-    assert out.unit_status.message.startswith(f"missing relation {endpoint}: run `juju relate ")
-    assert len(pod_specs) == 1, "a relation leaving must not restart the pod"
-
-    if endpoint != "pod-defaults":
-        env = notebook_env(out)
-        if endpoint == "object-storage":
-            # minio is gone: notebooks keep the tracking URI, lose keys and endpoint of a MinIO not related
-            assert set(env) == {"MLFLOW_TRACKING_URI"}
-        else:
-            assert set(env) == FULL_ENV
-    if endpoint != "ingress":
-        assert ingress_sent(out) == before_ingress
-
-
-@pytest.mark.parametrize("endpoint", world.ALL)
-def test_relating_again_after_broken_returns_to_active(ctx, active, tmp_path, endpoint):
-    rel = active.get_relation(world.RELATION_IDS[endpoint])
-    broken = run(ctx, active, ctx.on.relation_broken(rel))
-    gone = world.without(broken, endpoint)
-    back = world.with_relation(gone, world.relation(endpoint))
-    out = run(ctx, back, ctx.on.relation_changed(back.get_relation(world.RELATION_IDS[endpoint])))
-    assert out.unit_status == scenario.ActiveStatus()
-    assert set(notebook_env(out)) == FULL_ENV
-
-
-def test_two_relations_broken_name_both(ctx, active):
-    gone = world.without(active, "db")
-    out = run(ctx, gone, ctx.on.relation_broken(gone.get_relation(world.RELATION_IDS["object-storage"])))
-    assert out.unit_status.name == "blocked"
-    assert out.unit_status.message.startswith("missing relations db, object-storage: ")
 
 
 def test_non_leader_never_errors_whatever_fails(ctx, tmp_path, kubernetes):

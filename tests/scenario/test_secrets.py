@@ -25,7 +25,6 @@ import yaml
 import world
 from contracts import MARIADB_UNIT_DATA, MINIO_APP_DATA
 
-ROLLOUT = scenario.WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
 MINIO_SECRET = "S3cr3t-M1n10/key+="
 DB_PASSWORD = "Db-P@ss:w0rd/%x"
 ROOT_PASSWORD = "R00t-pw#42!zz"
@@ -51,26 +50,26 @@ def secret_data(spec, name):
 def leak_in_log(mp):
     import relation_data
 
-    real = relation_data.read_database
+    real = relation_data._database
 
     def leaky(relation):
         db = real(relation)
         logging.getLogger("charm").debug("read %r", db)
         return db
 
-    mp.setattr(relation_data, "read_database", leaky)
+    mp.setattr(relation_data, "_database", leaky)
 
 
 def leak_in_status(mp):
     import problems
     import relation_data
 
-    real = relation_data.read_database
+    real = relation_data._database
 
     def leaky(relation):
         raise problems.Waiting(f"waiting for mlflow-db: password {real(relation).password} refused")
 
-    mp.setattr(relation_data, "read_database", leaky)
+    mp.setattr(relation_data, "_database", leaky)
 
 
 def leak_in_plain_env(mp):
@@ -90,9 +89,9 @@ def leak_in_command(mp):
 
     real = pod_spec.render_pod_spec
 
-    def leaky(inputs, revision):
+    def leaky(inputs):
         flag = json.dumps("--backend-store-uri=" + mlflow_workload.backend_store_uri(inputs.database))
-        return real(inputs, revision).replace('"--workers"', flag + ', "--workers"')
+        return real(inputs).replace('"--workers"', flag + ', "--workers"')
 
     mp.setattr(pod_spec, "render_pod_spec", leaky)
 
@@ -176,7 +175,7 @@ def test_the_check_catches_a_secret_in_stored_state(ctx, tmp_path, monkeypatch, 
 
 def test_secrets_reach_only_the_kubernetes_secrets(ctx, tmp_path, pod_specs):
     out = ctx.run(ctx.on.config_changed(), distinctive_state(tmp_path))
-    assert out.unit_status == ROLLOUT
+    assert out.unit_status == world.ROLLOUT
     out = world.rolled_out(ctx, out)
     assert out.unit_status == scenario.ActiveStatus()
     (spec,) = pod_specs
@@ -233,7 +232,7 @@ def test_tutorial_order_with_distinctive_secrets(ctx, tmp_path, secrets_never_le
 def test_config_variants_with_distinctive_secrets(ctx, tmp_path, config):
     out = ctx.run(ctx.on.config_changed(), distinctive_state(tmp_path, config=config))
     if out.unit_status.name == "waiting":
-        assert out.unit_status == ROLLOUT
+        assert out.unit_status == world.ROLLOUT
     out = world.rolled_out(ctx, out)
     assert out.unit_status.name in ("active", "blocked")
 

@@ -8,8 +8,7 @@ other half: a peer that really sends new data is still acted on.
 import dataclasses
 import json
 
-import pytest
-from scenario import ActiveStatus, WaitingStatus
+from scenario import ActiveStatus
 
 import world
 from contracts import MARIADB_UNIT_DATA
@@ -17,16 +16,6 @@ from contracts import MARIADB_UNIT_DATA
 NEW_MINIO_DATA = (
     "access-key: minio\nnamespace: kubeflow\nport: 9000\nsecret-key: rotated-secret-1\nsecure: false\nservice: minio\n"
 )
-
-
-@pytest.fixture
-def settled(ctx, tmp_path, pod_specs):
-    state = world.settled(ctx, tmp_path)
-    assert state.unit_status == ActiveStatus() and len(pod_specs) == 1
-    return state
-
-
-ROLLOUT = WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
 
 
 def revision(spec):
@@ -41,7 +30,7 @@ def changed(ctx, state, endpoint, **changes):
 def test_minio_rotating_its_secret_key_reaches_the_pod_and_the_notebooks(ctx, settled, pod_specs):
     new_data = {"_supported_versions": "- v1\n", "data": NEW_MINIO_DATA}
     out = changed(ctx, settled, "object-storage", remote_app_data=new_data)
-    assert out.unit_status == ROLLOUT
+    assert out.unit_status == world.ROLLOUT
     assert len(pod_specs) == 2, "the new key must reach the pod's secret"
     assert revision(pod_specs[1]) != revision(pod_specs[0]), "a secret-only change must roll the pod"
     assert pod_specs[1]["containers"] == pod_specs[0]["containers"]
@@ -54,7 +43,7 @@ def test_minio_rotating_its_secret_key_reaches_the_pod_and_the_notebooks(ctx, se
 def test_a_new_database_password_reaches_the_pod(ctx, settled, pod_specs):
     unit_data = dict(MARIADB_UNIT_DATA, password="new-password-2")
     out = changed(ctx, settled, "db", remote_units_data={0: unit_data})
-    assert out.unit_status == ROLLOUT
+    assert out.unit_status == world.ROLLOUT
     assert len(pod_specs) == 2
     assert revision(pod_specs[1]) != revision(pod_specs[0]), "a password-only change must roll the pod"
     assert world.rolled_out(ctx, out).unit_status == ActiveStatus()

@@ -25,7 +25,6 @@ import scenario
 
 import world
 
-ROLLOUT = scenario.WaitingStatus("pod spec updated: waiting for Kubernetes to roll out the MLflow pod")
 OLD_SPEC_HASH = "0" * 64  # the hash of a spec some older template rendered
 
 SNAPSHOTS = {
@@ -55,7 +54,7 @@ def with_snapshot(state: scenario.State, content) -> scenario.State:
 def test_upgrade_from_an_older_revision_reaches_active_and_sets_the_new_spec(ctx, tmp_path, pod_specs, snapshot):
     state = with_snapshot(world.state(tmp_path), SNAPSHOTS[snapshot])
     out = ctx.run(ctx.on.upgrade_charm(), state)
-    assert out.unit_status == ROLLOUT
+    assert out.unit_status == world.ROLLOUT
     assert len(pod_specs) == 1, "the new spec differs from the recorded one: set it once"
     out = world.rolled_out(ctx, out)
     assert out.unit_status == scenario.ActiveStatus()
@@ -100,7 +99,7 @@ def test_upgrade_with_an_event_deferred_by_the_old_code(ctx, tmp_path, pod_specs
     )
     state = dataclasses.replace(with_snapshot(world.state(tmp_path), SNAPSHOTS["only spec_hash"]), deferred=[deferred])
     out = ctx.run(ctx.on.upgrade_charm(), state)
-    assert out.unit_status == ROLLOUT
+    assert out.unit_status == world.ROLLOUT
     assert len(pod_specs) == 1
     assert out.deferred == []  # the orphaned notice is dropped, not re-emitted forever
     out = world.rolled_out(ctx, out)

@@ -6,14 +6,8 @@ from typing import Dict, Iterable, Optional
 
 import scenario
 
-from contracts import (
-    ADMISSION_WEBHOOK_APP_DATA,
-    IMAGE,
-    ISTIO_PILOT_APP_DATA,
-    MARIADB_UNIT_DATA,
-    MINIO_APP_DATA,
-    MODEL,
-)
+import charm
+from contracts import IMAGE, MODEL, PEERS, RELATION_IDS
 
 DEFAULTS = {
     "mlflow_port": 5000,
@@ -21,30 +15,20 @@ DEFAULTS = {
     "workers": 4,
     "mlflow_nodeport": 31380,
 }
-RELATION_IDS = {"db": 1, "object-storage": 2, "ingress": 3, "pod-defaults": 4}
-ALL = ("object-storage", "ingress", "db", "pod-defaults")  # the tutorial's order
+ALL = tuple(PEERS)  # the tutorial's order
+# The statuses tests expect, from the charm's own constants.
+ROLLOUT = scenario.WaitingStatus(charm.ROLLOUT)
+STANDBY = scenario.ActiveStatus(charm.STANDBY)
 
 
 def relation(endpoint: str, **changes) -> scenario.Relation:
     """The endpoint's relation with its peer's data as CONTRACTS.md shows it."""
-    base = {
-        "db": {"interface": "mysql", "remote_app_name": "mlflow-db", "remote_units_data": {0: dict(MARIADB_UNIT_DATA)}},
-        "object-storage": {
-            "interface": "object-storage",
-            "remote_app_name": "minio",
-            "remote_app_data": dict(MINIO_APP_DATA),
-        },
-        "ingress": {
-            "interface": "ingress",
-            "remote_app_name": "istio-pilot",
-            "remote_app_data": dict(ISTIO_PILOT_APP_DATA),
-        },
-        "pod-defaults": {
-            "interface": "pod-defaults",
-            "remote_app_name": "admission-webhook",
-            "remote_app_data": dict(ADMISSION_WEBHOOK_APP_DATA),
-        },
-    }[endpoint]
+    peer = PEERS[endpoint]
+    base = {"interface": peer.interface, "remote_app_name": peer.remote_app}
+    if peer.unit_data:
+        base["remote_units_data"] = {0: dict(peer.unit_data)}
+    else:
+        base["remote_app_data"] = dict(peer.app_data)
     base.update(changes)
     return scenario.Relation(endpoint=endpoint, id=RELATION_IDS[endpoint], **base)
 
@@ -69,6 +53,16 @@ def state(
         resources={image_resource(tmp_path)},
         relations={relation(ep, **relation_changes.get(ep.replace("-", "_"), {})) for ep in endpoints},
     )
+
+
+NONCE = "0123456789ab"
+
+
+def with_nonce(state: scenario.State, nonce: str = NONCE) -> scenario.State:
+    """The state with a known spec-revision nonce: equal inputs and equal stored
+    state must give byte-identical specs (a fresh state draws a random one)."""
+    stored = scenario.StoredState(owner_path="MlflowServerCharm", name="_stored", content={"spec_nonce": nonce})
+    return dataclasses.replace(state, stored_states={stored})
 
 
 def with_relation(state: scenario.State, rel: scenario.Relation) -> scenario.State:

@@ -15,6 +15,10 @@ DEFAULT_CONFIG = {
     "mlflow_nodeport": 31380,
     "allowed_hosts": "*",
     "cors_allowed_origins": "",
+    "enable_telemetry": False,
+    "worker_timeout": 600,
+    "multipart_upload_chunk_size": 100,
+    "sync_profiles": True,
 }
 
 # Every character a URI, YAML or a shell could trip on.

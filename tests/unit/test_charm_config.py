@@ -10,6 +10,7 @@ def test_defaults_parse_to_the_documented_values():
     assert (parsed.port, parsed.bucket, parsed.create_bucket, parsed.workers) == (5000, "mlflow", True, 4)
     assert parsed.serve_artifacts is False and parsed.nodeport_enabled is False
     assert parsed.allowed_hosts == ("*",) and parsed.cors_allowed_origins == ()
+    assert (parsed.telemetry, parsed.worker_timeout, parsed.multipart_chunk_mib) == (False, 600, 100)
 
 
 def test_config_yaml_defaults_are_valid(charm_root):
@@ -42,6 +43,12 @@ def test_config_yaml_defaults_are_valid(charm_root):
         ("enable_mlflow_nodeport", None),
         ("allowed_hosts", "good.example, bad host"),
         ("cors_allowed_origins", "10.64.140.43.nip.io"),
+        ("enable_telemetry", "false"),
+        ("worker_timeout", 29),
+        ("worker_timeout", 3601),
+        ("multipart_upload_chunk_size", 4),
+        ("multipart_upload_chunk_size", 5121),
+        ("multipart_upload_chunk_size", "100"),
     ],
 )
 def test_each_bad_option_blocks_naming_it(option, value):

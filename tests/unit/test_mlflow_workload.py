@@ -4,6 +4,7 @@ import pytest
 
 import mlflow_workload as workload
 from helpers import HOSTILE_PASSWORD, config, database, storage
+from problems import Blocked
 
 
 @pytest.mark.parametrize("password", [HOSTILE_PASSWORD, "password", "@:/#%'\" ", "100%", "a b"])
@@ -27,6 +28,8 @@ def test_backend_store_uri_brackets_ipv6_hosts():
         ({}, "http://minio.kubeflow:9000"),
         ({"secure": True}, "https://minio.kubeflow:9000"),
         ({"namespace": None}, "http://minio:9000"),
+        ({"namespace": None, "service": "10.0.0.7"}, "http://10.0.0.7:9000"),
+        ({"namespace": None, "service": "fd00::7"}, "http://[fd00::7]:9000"),
         (
             {"service": "object-store", "namespace": "data", "port": 443, "secure": True},
             "https://object-store.data:443",
@@ -57,6 +60,34 @@ def test_server_command_proxies_artifacts_when_asked():
     assert "--default-artifact-root" not in command
 
 
+def test_server_command_keeps_proxying_a_once_proxied_bucket():
+    off = workload.server_command(config(default_artifact_root="models"), proxied_bucket="mlflow")
+    assert "--serve-artifacts" in off and _flag(off, "--artifacts-destination") == "s3://mlflow/"
+    assert _flag(off, "--default-artifact-root") == "s3://models/"
+    on = workload.server_command(config(serve_artifacts=True), proxied_bucket="mlflow")
+    assert on == workload.server_command(config(serve_artifacts=True))
+
+
+def test_a_bucket_change_strands_proxied_artifacts_only_while_serving():
+    workload.refuse_stranded_artifacts(config(serve_artifacts=True), None)
+    workload.refuse_stranded_artifacts(config(serve_artifacts=True), "mlflow")
+    workload.refuse_stranded_artifacts(config(default_artifact_root="models"), "mlflow")
+    with pytest.raises(Blocked) as raised:
+        workload.refuse_stranded_artifacts(config(serve_artifacts=True, default_artifact_root="models"), "mlflow")
+    assert "'mlflow'" in raised.value.message and not raised.value.message.endswith("…")
+    longest = "b" * 63
+    with pytest.raises(Blocked) as raised:
+        workload.refuse_stranded_artifacts(config(serve_artifacts=True, default_artifact_root="models"), longest)
+    assert not raised.value.message.endswith("…"), "the action's name must fit in a status"
+
+
+@pytest.mark.parametrize("value", ["pa$$w0rd$(HOME)x", "$", "a$b", "no dollars"])
+def test_pod_defaults_hold_every_value_as_a_kubernetes_literal(value):
+    env = workload.pod_defaults(config(), storage(access_key=value, secret_key=value), "mlflow-server", "kubeflow")
+    sent = env["minio"]["env"]
+    assert sent["AWS_ACCESS_KEY_ID"] == sent["AWS_SECRET_ACCESS_KEY"] == value.replace("$", "$$")
+
+
 def test_server_command_exposes_prometheus_metrics():
     assert _flag(workload.server_command(config()), "--expose-prometheus") == workload.METRICS_DIR
 
@@ -75,7 +106,9 @@ def test_narrowed_allowed_hosts_keep_every_service_name():
 
 def test_server_env_sets_cors_origins_only_when_configured():
     env = workload.server_env(config(), storage(), "mlflow-server", "kubeflow")
-    assert env == {"MLFLOW_S3_ENDPOINT_URL": "http://minio.kubeflow:9000", "MLFLOW_SERVER_ALLOWED_HOSTS": "*"}
+    assert "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS" not in env
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio.kubeflow:9000"
+    assert env["MLFLOW_SERVER_ALLOWED_HOSTS"] == "*"
     env = workload.server_env(config(cors_allowed_origins="http://gw"), storage(), "mlflow-server", "kubeflow")
     assert env["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"] == "http://gw"
 
@@ -90,10 +123,38 @@ def test_notebook_env_matches_the_tutorial():
     }
 
 
-def test_notebook_env_holds_only_the_tracking_uri_without_storage_or_with_proxied_artifacts():
+def test_notebook_env_holds_no_keys_without_storage_or_with_proxied_artifacts():
     expected = {"MLFLOW_TRACKING_URI": "http://mlflow-server.kubeflow.svc.cluster.local:5000"}
     assert workload.notebook_env(config(), None, "mlflow-server", "kubeflow") == expected
-    assert workload.notebook_env(config(serve_artifacts=True), storage(), "mlflow-server", "kubeflow") == expected
+    proxied = workload.notebook_env(config(serve_artifacts=True), storage(), "mlflow-server", "kubeflow")
+    assert proxied == {**expected, **workload.multipart_upload_env(config(serve_artifacts=True))}
+
+
+def test_telemetry_is_off_in_the_server_env_unless_enabled():
+    env = workload.server_env(config(), storage(), "mlflow-server", "kubeflow")
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true" and env["DO_NOT_TRACK"] == "true"
+    env = workload.server_env(config(enable_telemetry=True), storage(), "mlflow-server", "kubeflow")
+    assert "MLFLOW_DISABLE_TELEMETRY" not in env and "DO_NOT_TRACK" not in env
+
+
+def test_worker_timeout_reaches_gunicorn_through_its_env_not_a_flag():
+    env = workload.server_env(config(worker_timeout=900), storage(), "mlflow-server", "kubeflow")
+    assert env["GUNICORN_CMD_ARGS"] == "--timeout 900"
+    assert not [a for a in workload.server_command(config(worker_timeout=900)) if "timeout" in a or a == "900"]
+
+
+def test_proxied_artifacts_upload_in_parts_of_the_configured_size():
+    proxied = config(serve_artifacts=True, multipart_upload_chunk_size=64)
+    for env in (
+        workload.server_env(proxied, storage(), "mlflow-server", "kubeflow"),
+        workload.notebook_env(proxied, storage(), "mlflow-server", "kubeflow"),
+    ):
+        assert env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] == "true"
+        assert env["MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE"] == str(64 * 1024 * 1024)
+        assert env["MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE"] == str(64 * 1024 * 1024)
+        assert not [k for k in env if k.startswith("AWS_")]
+    direct = workload.notebook_env(config(), storage(), "mlflow-server", "kubeflow")
+    assert not [k for k in direct if "MULTIPART" in k]
 
 
 def test_pod_defaults_name_the_minio_poddefault():

@@ -5,18 +5,18 @@ import yaml
 
 import mlflow_workload as workload
 from helpers import HOSTILE_PASSWORD, config, database, storage
-from pod_spec import PodSpecInputs, render_pod_spec
+from pod_spec import PodSpecInputs, render_pod_spec, with_revision
 
 IMAGE = {"imagePath": "docker.io/charmedkubeflow/mlflow:2.22.0-5be7a7a"}
 
 
 def render(cfg=None, db=None, st=None, image=IMAGE):
     inputs = PodSpecInputs("mlflow-server", "kubeflow", image, cfg or config(), db or database(), st or storage())
-    return render_pod_spec(inputs, "mlflow-server/0#1")
+    return render_pod_spec(inputs)
 
 
 def spec_of(**kwargs):
-    return yaml.safe_load(render(**kwargs))
+    return with_revision(render(**kwargs), "mlflow-server/0#1")
 
 
 def secrets(spec):
@@ -85,8 +85,23 @@ def test_plain_env_carries_endpoint_and_allowed_hosts():
     assert env["MLFLOW_SERVER_ALLOWED_HOSTS"] == "*"
 
 
-def test_nodeport_service_only_when_enabled():
-    assert "services" not in spec_of()["kubernetesResources"]
+def test_nodeport_service_off_is_declared_as_cluster_ip():
+    # Juju 2.9 never deletes a service the spec stops declaring: off must still declare it, closed.
+    (service,) = spec_of()["kubernetesResources"]["services"]
+    assert service["name"] == "mlflow-server-nodeport"
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": 5000, "targetPort": 5000}]
+
+
+def test_plain_env_and_command_hold_dollars_as_kubernetes_literals():
+    spec = spec_of(st=storage(service="mi$(HOME)n$$io", namespace=None))
+    assert container(spec)["envConfig"]["MLFLOW_S3_ENDPOINT_URL"] == "http://mi$$(HOME)n$$$$io:9000"
+    assert secrets(spec)["mlflow-server-minio"] == workload.s3_credentials_env(storage())  # Secrets stay raw
+    init = container(spec, "mlflow-db-upgrade")
+    assert init["command"][2] == workload.kubernetes_literal(init["command"][2])  # nothing to escape today
+
+
+def test_nodeport_service_when_enabled():
     spec = spec_of(cfg=config(enable_mlflow_nodeport=True, mlflow_nodeport=31999, mlflow_port=5001))
     (service,) = spec["kubernetesResources"]["services"]
     assert service["name"] == "mlflow-server-nodeport"

@@ -7,7 +7,7 @@ import pytest
 
 from contracts import MARIADB_UNIT_DATA
 from problems import Blocked, Waiting
-from relation_data import Database, missing_relations, read_database
+from relation_data import Database, read_database, require_relations
 
 
 @dataclass(frozen=True)
@@ -21,15 +21,19 @@ def relation(*bags):
     return SimpleNamespace(name="db", app=SimpleNamespace(name="mlflow-db"), units=set(units), data=data)
 
 
+def parse(relation):
+    return read_database(None, [relation]).value()
+
+
 def test_contract_data_parses_and_drops_the_root_password():
-    db = read_database(relation(dict(MARIADB_UNIT_DATA)))
+    db = parse(relation(dict(MARIADB_UNIT_DATA)))
     assert db == Database(host="10.152.183.27", port=3306, name="database", user="mysql", password="password")
     assert "root" not in repr(db)
 
 
 def test_no_units_yet_waits_naming_every_field():
     with pytest.raises(Waiting) as raised:
-        read_database(relation())
+        parse(relation())
     assert "mlflow-db" in raised.value.message
     for field in ("database", "host", "port", "user", "password"):
         assert field in raised.value.message
@@ -38,12 +42,12 @@ def test_no_units_yet_waits_naming_every_field():
 def test_partial_data_waits_naming_what_is_missing():
     bag = {k: v for k, v in MARIADB_UNIT_DATA.items() if k not in ("password", "host")}
     with pytest.raises(Waiting, match=r"missing: host, password\)"):
-        read_database(relation(bag))
+        parse(relation(bag))
 
 
 def test_the_first_complete_unit_wins():
     partial = {"database": "database"}
-    db = read_database(relation(partial, dict(MARIADB_UNIT_DATA, host="10.0.0.9")))
+    db = parse(relation(partial, dict(MARIADB_UNIT_DATA, host="10.0.0.9")))
     assert db.host == "10.0.0.9"
 
 
@@ -60,18 +64,18 @@ def test_the_first_complete_unit_wins():
 )
 def test_bad_values_block_naming_the_field(field, value, words):
     with pytest.raises(Blocked) as raised:
-        read_database(relation(dict(MARIADB_UNIT_DATA, **{field: value})))
+        parse(relation(dict(MARIADB_UNIT_DATA, **{field: value})))
     assert words in raised.value.message and value not in raised.value.message
 
 
 @pytest.mark.parametrize("host", ["fd00::1", "mariadb.kubeflow.svc.cluster.local", "10.1.2.3"])
 def test_hosts_as_names_and_addresses(host):
-    assert read_database(relation(dict(MARIADB_UNIT_DATA, host=host))).host == host
+    assert parse(relation(dict(MARIADB_UNIT_DATA, host=host))).host == host
 
 
 def test_missing_relations_name_each_relate_command():
-    problem = missing_relations(["db", "object-storage"], "mlflow-server")
-    assert problem.kind == "blocked"
-    assert "`juju relate mlflow-db mlflow-server`" in problem.message
-    assert "`juju relate minio mlflow-server`" in problem.message
-    assert missing_relations([], "mlflow-server") is None
+    with pytest.raises(Blocked) as raised:
+        require_relations(["db", "object-storage"], "mlflow-server")
+    assert "`juju relate mlflow-db mlflow-server`" in raised.value.message
+    assert "`juju relate minio mlflow-server`" in raised.value.message
+    require_relations([], "mlflow-server")  # nothing missing: nothing raised

@@ -33,6 +33,8 @@ config = parse_config(ordered([
     ("enable_mlflow_nodeport", True), ("mlflow_nodeport", 31380),
     ("allowed_hosts", "10.64.140.43.nip.io,mlflow.example.com"),
     ("cors_allowed_origins", "http://10.64.140.43.nip.io"),
+    ("enable_telemetry", False), ("worker_timeout", 600), ("multipart_upload_chunk_size", 100),
+    ("sync_profiles", True),
 ]))
 image = ordered([("imagePath", "docker.io/charmedkubeflow/mlflow:2.22.0-5be7a7a"),
                  ("username", "u"), ("password", "p@ss")])
@@ -41,7 +43,7 @@ database = Database(host="10.152.183.27", port=3306, name="database", user="mysq
 storage = ObjectStorage(access_key="minio", secret_key="s3cr3t: {[yaml]}\n\u00fc", service="minio",
                         port=9000, namespace="kubeflow", secure=False)
 inputs = PodSpecInputs("mlflow-server", "kubeflow", image, config, database, storage)
-spec = render_pod_spec(inputs, "mlflow-server/0#1")
+spec = render_pod_spec(inputs)
 sys.stdout.buffer.write(spec.encode("utf-8"))
 """
 

@@ -1,0 +1,257 @@
+"""Big artifacts through the MLflow proxy against straight to S3, and what the server holds meanwhile.
+
+    python bench/artifacts.py            # 64 MiB, 256 MiB and 1 GiB; targets enforced
+    python bench/artifacts.py --short    # CI: 64 MiB only; figures shown, targets not enforced
+
+The server is the pod spec the charm renders with serve_artifacts=true, run
+by tests/e2e's pod runner with the image's MLflow (or --mlflow VERSION)
+against MariaDB and moto's S3 server on loopback, as the e2e tests run it.
+Each size goes up and comes back twice, through MLflow's client each time:
+proxied (the PodDefault's env only: the tracking URI and the multipart
+settings) and direct (an experiment whose artifact location is s3://, the
+notebook holding MinIO's keys). Throughput is MiB/s of the MLflow call alone;
+the server's RSS is the sum over its process tree, sampled every 50 ms.
+
+Targets: proxied at least 0.7x direct from 256 MiB up, both ways, and the
+server's peak RSS over its idle RSS not growing with the artifact's size
+(the 1 GiB transfer may add at most 64 MiB more than the 64 MiB one).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
+
+import harness  # noqa: E402
+from charm_driver import CharmDriver  # noqa: E402
+from mlflow_venvs import CACHE, ensure_venv, image_mlflow_version, image_of  # noqa: E402
+from pod_runner import Pod  # noqa: E402
+from servers import S3_ACCESS_KEY, S3_SECRET_KEY, MariaDB, S3Server, free_port, mariadb_available  # noqa: E402
+
+from fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
+
+MIB = 1024 * 1024
+FULL_SIZES = (64, 256, 1024)
+SHORT_SIZES = (64,)
+RATIO_TARGET = 0.7
+RSS_GROWTH_LIMIT_MIB = 64
+CLIENT = Path(__file__).resolve().parent / "artifact_client.py"
+
+
+class RssSampler:
+    """Peak summed RSS of a process and its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self.pid, self.interval = pid, interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def tree_rss(root: int) -> int:
+        parents: Dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        tree, frontier = {root}, [root]
+        while frontier:
+            children = [pid for pid, ppid in parents.items() if ppid in frontier and pid not in tree]
+            tree.update(children)
+            frontier = children
+        total = 0
+        for pid in tree:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.tree_rss(self.pid))
+            time.sleep(self.interval)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def make_file(path: Path, size_mib: int) -> Path:
+    # Random bytes (nothing on the way can compress them), one MiB reused: fast to write.
+    block = os.urandom(MIB)
+    with open(path, "wb") as out:
+        for _ in range(size_mib):
+            out.write(block)
+    return path
+
+
+def transfer(env: Dict[str, str], path: Path, experiment: str, location: str, workdir: Path, image_bin: Path) -> Dict:
+    downloads = workdir / "downloads"
+    downloads.mkdir(exist_ok=True)
+    result = subprocess.run(
+        [str(image_bin / "python"), str(CLIENT), str(path), experiment, location, str(downloads)],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    reports = [line for line in result.stdout.splitlines() if line.startswith("ARTIFACT-REPORT ")]
+    if result.returncode != 0 or not reports:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+        raise SystemExit(f"bench: the artifact client failed (exit {result.returncode}):\n{tail}")
+    report = json.loads(reports[-1].split(" ", 1)[1])
+    if not report["intact"]:
+        raise SystemExit(f"bench: {path.name} came back altered ({experiment})")
+    return report
+
+
+def run(sizes: List[int], version: str, workroot: Path) -> List[Dict]:
+    reason = mariadb_available()
+    if reason:
+        raise SystemExit(f"bench: {reason}")
+    image_bin = ensure_venv(version)
+    (workroot / "mariadb").mkdir(parents=True)
+    mariadb = MariaDB(workroot / "mariadb").start()
+    s3 = S3Server(workroot).start()
+    pod: Optional[Pod] = None
+    rows = []
+    try:
+        with FakeKubernetesApi() as kubernetes:
+            database = f"mlflow_{uuid.uuid4().hex[:8]}"
+            mariadb.create_database(database)
+            driver = CharmDriver(workroot, kubernetes.write_kubeconfig(workroot / "kubeconfig"))
+            config = {"mlflow_port": free_port(), "serve_artifacts": True}
+            outcome = driver.tutorial(image_of(version), s3.app_data(), mariadb.unit_data(database), config)
+            pod = Pod(outcome.spec, image_bin, workroot / "pod").run(ready_timeout=300)
+            chunk = int(outcome.pod_defaults["minio"]["env"]["MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE"])
+            proxied_env = harness.notebook_env(outcome.pod_defaults["minio"]["env"], workroot, image_bin)
+            direct_env = {
+                **proxied_env,
+                "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
+                "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            }
+            idle = RssSampler.tree_rss(pod.process.pid)
+            print(
+                f"bench: MLflow {version} serving proxied artifacts; server idle RSS {idle / MIB:.0f} MiB", flush=True
+            )
+            for size in sizes:
+                path = make_file(workroot / f"artifact-{size}MiB.bin", size)
+                row = {"size_mib": size, "multipart": size * MIB >= chunk}
+                for mode, env, location in (
+                    ("proxied", proxied_env, ""),
+                    ("direct", direct_env, f"s3://{harness.BUCKET}/direct"),
+                ):
+                    before = RssSampler.tree_rss(pod.process.pid)
+                    with RssSampler(pod.process.pid) as sampler:
+                        report = transfer(env, path, f"bench-{mode}", location, workroot, image_bin)
+                    row[mode] = {
+                        "up_mib_s": size / report["upload_s"],
+                        "down_mib_s": size / report["download_s"],
+                        "server_peak_rss_mib": sampler.peak / MIB,
+                        "server_rss_before_mib": before / MIB,
+                    }
+                    print(
+                        f"bench: {size:>5} MiB {mode:<8} up {row[mode]['up_mib_s']:7.1f} MiB/s"
+                        f"  down {row[mode]['down_mib_s']:7.1f} MiB/s"
+                        f"  server peak RSS {row[mode]['server_peak_rss_mib']:6.0f} MiB",
+                        flush=True,
+                    )
+                rows.append(row)
+                path.unlink()
+                s3.empty(harness.BUCKET)  # moto keeps objects in memory
+            if pod.process.poll() is not None:
+                raise SystemExit(f"bench: the MLflow server died:\n{pod.tail(pod.main[0])}")
+            for row in rows:
+                row["server_idle_rss_mib"] = idle / MIB
+    finally:
+        if pod is not None:
+            pod.stop()
+        s3.stop()
+        mariadb.stop()
+    return rows
+
+
+def targets(rows: List[Dict]) -> bool:
+    ok = True
+
+    def check(passed: bool, text: str) -> None:
+        nonlocal ok
+        ok = ok and passed
+        print(f"{'PASS' if passed else 'FAIL'}  {text}")
+
+    for row in rows:
+        if row["size_mib"] >= 256:
+            for way in ("up", "down"):
+                ratio = row["proxied"][f"{way}_mib_s"] / row["direct"][f"{way}_mib_s"]
+                check(ratio >= RATIO_TARGET, f"{row['size_mib']} MiB {way}: proxied {ratio:.2f}x direct (>= 0.7)")
+    peaks = {row["size_mib"]: row["proxied"]["server_peak_rss_mib"] for row in rows}
+    if len(peaks) > 1:
+        small, big = min(peaks), max(peaks)
+        growth = peaks[big] - peaks[small]
+        check(
+            growth <= RSS_GROWTH_LIMIT_MIB,
+            f"server peak RSS {big} MiB vs {small} MiB proxied: {growth:+.0f} MiB (<= {RSS_GROWTH_LIMIT_MIB})",
+        )
+    return ok
+
+
+def report(rows: List[Dict], version: str, seconds: float) -> None:
+    print(f"\nMLflow {version}, {os.cpu_count()} CPUs; MiB/s of the MLflow call; server RSS summed over its processes")
+    print("    size  upload path               proxied up/down MiB/s   direct up/down MiB/s", end="")
+    print("   ratio up/down  server peak RSS")
+    for row in rows:
+        p, d = row["proxied"], row["direct"]
+        path = "presigned parts to S3" if row["multipart"] else "through the server"
+        print(
+            f"{row['size_mib']:>5} MiB  {path:<22}  {p['up_mib_s']:9.1f} / {p['down_mib_s']:<9.1f}"
+            f"   {d['up_mib_s']:8.1f} / {d['down_mib_s']:<9.1f}"
+            f"  {p['up_mib_s'] / d['up_mib_s']:5.2f} / {p['down_mib_s'] / d['down_mib_s']:<5.2f}"
+            f"   {p['server_peak_rss_mib']:5.0f} MiB (idle {row['server_idle_rss_mib']:.0f})"
+        )
+    print(f"bench: artifacts took {seconds:.0f} s in all")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true", help="CI mode: 64 MiB only; targets reported, not enforced")
+    parser.add_argument("--mlflow", default=image_mlflow_version(), help="MLflow version of the server and client")
+    # `make bench` hands every bench the same BENCH_ARGS; the hook bench's own are not ours.
+    args, _ = parser.parse_known_args(argv)
+    sizes = list(SHORT_SIZES if args.short else FULL_SIZES)
+    workroot = CACHE / "bench-artifacts" / f"run-{os.getpid()}"
+    started = time.monotonic()
+    try:
+        rows = run(sizes, args.mlflow, workroot)
+    finally:
+        shutil.rmtree(workroot, ignore_errors=True)
+    report(rows, args.mlflow, time.monotonic() - started)
+    (CACHE / "bench-artifacts" / "results.json").write_text(json.dumps(rows, indent=1))
+    ok = targets(rows)
+    return 0 if ok or args.short else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
