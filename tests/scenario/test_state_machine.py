@@ -15,12 +15,18 @@ config, leadership, the image resource, the bucket, the pod. After every hook:
 - the leak check of conftest.py saw the run (no secret in logs, statuses,
   the plain spec).
 
-Two readings the model makes where the issue is silent: MinIO keys minio
+The model follows the charm's own memos where they are its intended
+semantics: a settled update-status asks MLflow's /health and nothing else
+(the loopback fake of conftest.py, which the machine keeps in step with the
+pod); the bucket is checked again only when its keys, name or create option
+change, after a failed /health or after standby; a bucket proxied by a spec
+with serve_artifacts stays proxied until the confirm-artifacts-copied
+action, and serve_artifacts with another default_artifact_root is Blocked.
+
+One reading the model makes where the issue is silent: MinIO keys minio
 sent valid on this relation stand while its newer data is malformed or not
 there yet (nothing published is lost), but never once minio is gone or
-serve_artifacts is on; and a settled update-status is a no-op today, so a
-pod that stops serving after Active shows on the next hook that reconciles
-(see SETTLED_UPDATE_STATUS_ASKS_POD).
+serve_artifacts is on.
 
 Bounded for CI: derandomized (the same sequences on every run, no example
 database), 30 sequences of up to 20 steps. The steps run are counted in the
@@ -39,6 +45,7 @@ from fuzz_strategies import assert_human_status
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
+from ops._private.harness import ActionFailed
 
 import world
 from contracts import ISTIO_PILOT_APP_DATA, MARIADB_UNIT_DATA, MINIO_APP_DATA
@@ -108,7 +115,8 @@ CONFIG_VALUES = {
 INVALID = {("workers", 0), ("mlflow_port", 80), ("default_artifact_root", "s3://mlflow")}
 NOT_IN_SPEC = ("create_default_artifact_root_if_missing",)  # read by the bucket check only
 
-POD_STATES = ("ready", "unready", "gone", "api-refuses")
+# "service-down": Kubernetes calls the pod Ready but its service does not answer /health.
+POD_STATES = ("ready", "unready", "gone", "api-refuses", "service-down")
 
 
 @dataclasses.dataclass
@@ -123,6 +131,7 @@ class World:
     mariadb: Optional[Dict[str, str]] = None  # its unit's bag; None: no unit on the relation
     istio_listed: bool = False
     image_ok: bool = True
+    proxied: Optional[str] = None  # the bucket a spec with serve_artifacts proxied (the charm's memory)
 
     @property
     def config_valid(self) -> bool:
@@ -156,10 +165,27 @@ class World:
             and self.image_ok
         )
 
+    @property
+    def stranded(self) -> bool:
+        """serve_artifacts from another bucket than the one proxied: refused until confirmed."""
+        serve, bucket = self.config["serve_artifacts"], self.config["default_artifact_root"]
+        return self.config_valid and serve and self.proxied is not None and self.proxied != bucket
+
+    @property
+    def proxy(self) -> Optional[str]:
+        """The bucket the spec rendered now proxies: once proxied, always proxied."""
+        return self.proxied or (self.config["default_artifact_root"] if self.config["serve_artifacts"] else None)
+
     def spec_key(self) -> Tuple:
         """What the rendered spec depends on: equal keys, equal specs."""
         config = tuple(sorted((k, v) for k, v in self.config.items() if k not in NOT_IN_SPEC))
-        return config, MINIO_KEYS[self.minio], tuple(self.mariadb[f] for f in DB_FIELDS), self.image_ok
+        db = tuple(self.mariadb[f] for f in DB_FIELDS)
+        return config, MINIO_KEYS[self.minio], db, self.image_ok, self.proxy
+
+    def bucket_key(self) -> Tuple:
+        """What the charm's bucket check is remembered by."""
+        create = self.config["create_default_artifact_root_if_missing"]
+        return MINIO_KEYS[self.minio], self.config["default_artifact_root"], create
 
     def inputs_key(self) -> Tuple:
         """What the charm reads from Juju in a hook (config, peers' data): equal keys, a settled no-op."""
@@ -176,7 +202,7 @@ class World:
         return dataclasses.replace(self, related=self.related - {endpoint})
 
 
-def expected_status(model: World, spec_set: bool, bucket_exists: bool, pod_serving: bool) -> str:
+def expected_status(model: World, spec_set: bool, bucket_ok: bool, pod_serving: bool) -> str:
     """The status kind a hook that reconciles must leave: "active", "blocked", "waiting" or "standby".
 
     A human must act (missing relation, wrong data or config, no image, a
@@ -192,10 +218,11 @@ def expected_status(model: World, spec_set: bool, bucket_exists: bool, pod_servi
     problems = ["blocked" if not ENDPOINTS <= model.related else None]
     problems += [model.storage_problem, model.db_problem, model.ingress_problem]
     if {OS, DB} <= model.related and model.storage_problem is None and model.db_problem is None:
+        if model.stranded:
+            return "blocked"  # the spec in force stays; no bucket check, no pod check
         problems.append(None if model.image_ok else "blocked")
         problems.append("waiting" if spec_set else None)  # Juju rolls the new pod out after the hook
-        create = model.config["create_default_artifact_root_if_missing"]
-        problems.append(None if bucket_exists or create else "blocked")
+        problems.append(None if bucket_ok else "blocked")
         if not any(problems) and not pod_serving:
             problems.append("waiting")
     if "blocked" in problems:
@@ -203,17 +230,19 @@ def expected_status(model: World, spec_set: bool, bucket_exists: bool, pod_servi
     return "waiting" if "waiting" in problems else "active"
 
 
-# Today a settled update-status asks nobody (test_once_active_update_status_asks_nobody):
-# a pod that stops serving after Active is seen by the next hook that reconciles.
-# When the charm GETs MLflow's /health on settled update-status, set this True
-# and make pod_serving() also ask the loopback /health fake.
-SETTLED_UPDATE_STATUS_ASKS_POD = False
+def mlflow_answers(mlflow) -> bool:
+    """Does MLflow's service answer /health? What a settled update-status asks, and only that."""
+    return mlflow.status == 200
 
 
-def pod_serving(kubernetes) -> bool:
-    """Is the MLflow pod of the current spec serving? The only place the model asks."""
+def pod_serving(kubernetes, mlflow, health_failed: bool) -> bool:
+    """Is the MLflow pod of the current spec serving, as a reconcile finds out? The only place the model asks.
+
+    Kubernetes is asked first; the service's /health only after a settled
+    update-status found it failing (until it answers again)."""
     # The fake's pods always carry the annotation of the last spec set (apply_spec).
-    return kubernetes.status_code == 200 and kubernetes.pod_count > 0 and kubernetes.pod_ready
+    pod_ready = kubernetes.status_code == 200 and kubernetes.pod_count > 0 and kubernetes.pod_ready
+    return pod_ready and (mlflow_answers(mlflow) or not health_failed)
 
 
 # --- the machine -------------------------------------------------------------
@@ -227,6 +256,7 @@ class CharmMachine(RuleBasedStateMachine):
         super().__init__()
         f = self.fixtures
         self.ctx, self.kubernetes, self.s3, self.pod_specs = f["ctx"], f["kubernetes"], f["s3"], f["pod_specs"]
+        self.mlflow = f["mlflow"]
         self.tmp: Path = f["tmp"]
         self.count_step, self.hooks = f["count_step"], f["hooks"]
         # every sequence starts from a fresh world: no bucket, one ready pod
@@ -235,30 +265,41 @@ class CharmMachine(RuleBasedStateMachine):
                 self.s3.delete_object(Bucket=bucket["Name"], Key=obj["Key"])
             self.s3.delete_bucket(Bucket=bucket["Name"])
         self.kubernetes.pod_ready, self.kubernetes.pod_count, self.kubernetes.status_code = True, 1, 200
-        self.kubernetes.pod_annotations = {}
+        self.kubernetes.ready_pods, self.kubernetes.pod_annotations = None, {}
+        self.mlflow.status = 200
         self.world = World()
         self.state: scenario.State = None
         self.settled: Optional[Tuple] = None  # inputs_key of the hook that ended Active
         self.spec_key: Optional[Tuple] = None  # spec_key of the last spec set by this leadership
+        self.bucket_checked: Optional[Tuple] = None  # bucket_key of the last bucket check that passed
+        self.health_failed = False  # a settled update-status found /health failing; not answered since
 
     # --- running a hook and checking it ---------------------------------
 
     def _hook(self, event, kind: str, broken: Optional[str] = None) -> None:
         """Run one hook on the current state; `broken`: the endpoint whose relation-broken this is."""
         seen = self.world.without(broken) if broken else self.world
-        bucket_exists = self._bucket_exists(seen)
-        serving = pod_serving(self.kubernetes)
+        settled_check = seen.leader and self.settled is not None and kind == "update_status"
+        if settled_check and not mlflow_answers(self.mlflow):
+            # the full reconcile runs, and checks the bucket and /health again
+            self.health_failed, self.bucket_checked, self.settled = True, None, None
         noop = (
             seen.leader
             and self.settled is not None
             and kind != "upgrade_charm"
-            and (
-                (kind == "update_status" and (serving or not SETTLED_UPDATE_STATUS_ASKS_POD))
-                or seen.inputs_key() == self.settled
-            )
+            and ((settled_check and mlflow_answers(self.mlflow)) or seen.inputs_key() == self.settled)
         )
-        spec_set = not noop and seen.leader and seen.spec_inputs_usable and seen.spec_key() != self.spec_key
-        expected = "active" if noop else expected_status(seen, spec_set, bucket_exists, serving)
+        serving = pod_serving(self.kubernetes, self.mlflow, self.health_failed)
+        converges = not noop and seen.leader and seen.spec_inputs_usable and not seen.stranded
+        spec_set = converges and seen.spec_key() != self.spec_key
+        # the bucket is checked whatever the image: only the spec needs that
+        checks_bucket = not noop and dataclasses.replace(seen, image_ok=True).spec_inputs_usable and not seen.stranded
+        bucket_ok = checks_bucket and (
+            seen.bucket_key() == self.bucket_checked
+            or self._bucket_exists(seen)
+            or seen.config["create_default_artifact_root_if_missing"]
+        )
+        expected = "active" if noop else expected_status(seen, spec_set, bucket_ok, serving)
         bags_before = self._our_bags()
         specs_before = len(self.pod_specs)
 
@@ -279,11 +320,18 @@ class CharmMachine(RuleBasedStateMachine):
         )
 
         if not seen.leader:
-            self.settled = self.spec_key = None  # a leader elsewhere may change both meanwhile
+            # a leader elsewhere may change the spec and the bucket meanwhile
+            self.settled = self.spec_key = self.bucket_checked = None
         elif not noop:
             self.settled = seen.inputs_key() if expected == "active" else None
+            if converges:
+                self.world.proxied = seen.proxy  # from here on the spec in force proxies it
             if spec_set:
                 self.spec_key = seen.spec_key()
+            if checks_bucket and bucket_ok:
+                self.bucket_checked = seen.bucket_key()
+            if expected == "active":
+                self.health_failed = False  # the reconcile found /health answering again
         self._check_published(bags_before, seen, skip=broken)
 
     def _bucket_exists(self, seen: World) -> bool:
@@ -493,6 +541,8 @@ class CharmMachine(RuleBasedStateMachine):
         self.kubernetes.pod_ready = pod != "unready"
         self.kubernetes.pod_count = 0 if pod == "gone" else 1
         self.kubernetes.status_code = 403 if pod == "api-refuses" else 200
+        # MLflow answers /health while its pod runs, whatever the API server tells us
+        self.mlflow.status = 503 if pod in ("unready", "gone", "service-down") else 200
 
     @rule(exists=st.booleans())
     def bucket_by_hand(self, exists):
@@ -514,12 +564,29 @@ class CharmMachine(RuleBasedStateMachine):
         self.count_step()
         self._hook(self.ctx.on.update_status(), "update_status")
 
+    @rule()
+    def confirm_artifacts_copied(self):
+        """`juju run-action confirm-artifacts-copied`: the proxied artifacts are in default_artifact_root's bucket."""
+        self.count_step()
+        event = self.ctx.on.action("confirm-artifacts-copied")
+        if not (self.world.leader and self.world.config_valid and self.world.proxied):
+            with pytest.raises(ActionFailed):
+                self.ctx.run(event, self.state)
+            self.hooks.append(("action_failed", None))
+            return
+        previous, bucket = self.world.proxied, self.world.config["default_artifact_root"]
+        self.world.proxied = bucket
+        # intended: the proxy moves now, whatever the unit had settled on
+        self.settled = None
+        self._hook(event, "confirm_artifacts_copied")
+        assert self.ctx.action_results == {"previous-bucket": previous, "bucket": bucket}
+
 
 # --- the test ----------------------------------------------------------------
 
 
 @pytest.fixture
-def fast_hooks(network, kubernetes, monkeypatch):
+def fast_hooks(network, kubernetes, mlflow, monkeypatch):
     """Per-process caches, as in test_fuzz_inputs.py's fuzz_world: Juju pays these loads once per
     hook process; here once per test, which no hook can observe, and ~10x faster per hook."""
     import botocore.session
@@ -542,16 +609,17 @@ def fast_hooks(network, kubernetes, monkeypatch):
         lambda verify, trust_env: real_ssl_context(verify, trust_env=trust_env)
     )
     monkeypatch.setattr(httpx, "create_ssl_context", lambda verify=True, trust_env=True: ssl_context(verify, trust_env))
-    network.loopback_ports = {network.alias_ports[9000], kubernetes.server.server_address[1]}
+    network.loopback_ports = {network.alias_ports[9000], kubernetes.server.server_address[1], mlflow.port}
 
 
 @pytest.fixture
-def hooks(ctx, kubernetes, s3_buckets, pod_specs, fuzz_cases, fast_hooks, tmp_path, monkeypatch):
+def hooks(ctx, kubernetes, mlflow, s3_buckets, pod_specs, fuzz_cases, fast_hooks, tmp_path, monkeypatch):
     """Hands the fixtures to CharmMachine; every hook it runs is listed as (event, expected status)."""
     ran = []
     fixtures = {
         "ctx": ctx,
         "kubernetes": kubernetes,
+        "mlflow": mlflow,
         "s3": s3_buckets,
         "pod_specs": pod_specs,
         "tmp": tmp_path,
@@ -566,7 +634,7 @@ def test_random_sequences_end_in_a_status_that_matches_the_world(hooks, secrets_
     runs_before = secrets_never_leak.runs
     run_state_machine_as_test(CharmMachine, settings=MACHINE_SETTINGS)
     assert secrets_never_leak.runs - runs_before == len(hooks), "every hook must go through the leak check"
-    events, statuses = {kind for kind, _ in hooks}, {expected for _, expected in hooks}
+    events, statuses = {kind for kind, _ in hooks}, {expected for _, expected in hooks if expected}
     for kind in ("relation_created", "relation_broken", "config_changed", "upgrade_charm", "leader_elected"):
         assert kind in events, f"no {kind} in any sequence: the machine's rules do not reach it"
     assert statuses == {"active", "blocked", "waiting", "standby"}, f"sequences only reached {sorted(statuses)}"
@@ -607,12 +675,54 @@ FOUND_SEQUENCES = {
         ("bucket_by_hand", {"exists": False}),
         ("juju_config", {"setting": ("create_default_artifact_root_if_missing", False)}),
     ],
-    # today's settled update-status asks nobody; the next reconciling hook sees the pod
-    "a pod unready after Active is seen by the next hook that reconciles": [
+    # a settled update-status asks /health: a pod that stops serving after Active shows on the next one
+    "a pod unready after Active is seen by the next update-status": [
         SETTLED,
         ("kubernetes_pod", {"pod": "unready"}),
         ("update_status", {}),
-        ("upgrade_charm", {}),
+        ("kubernetes_pod", {"pod": "ready"}),
+        ("update_status", {}),
+    ],
+    "a service that stops answering while its pod is Ready is seen, and so is its return": [
+        SETTLED,
+        ("kubernetes_pod", {"pod": "service-down"}),
+        ("upgrade_charm", {}),  # Kubernetes alone is asked: Active
+        ("update_status", {}),
+        ("minio_sends", {"variant": "rotated"}),  # /health failed: asked again until it answers
+        ("kubernetes_pod", {"pod": "ready"}),
+        ("update_status", {}),
+    ],
+    # a failed /health also checks the bucket again
+    "a bucket deleted while MLflow is down is re-created on the next update-status": [
+        SETTLED,
+        ("bucket_by_hand", {"exists": False}),
+        ("update_status", {}),  # within the hour: /health alone
+        ("kubernetes_pod", {"pod": "gone"}),
+        ("update_status", {}),
+    ],
+    # issue 14 item 5: no config change strands proxied artifacts
+    "a bucket change while proxying is refused until the copy is confirmed": [
+        SETTLED,
+        ("juju_config", {"setting": ("serve_artifacts", True)}),
+        ("update_status", {}),
+        ("juju_config", {"setting": ("default_artifact_root", "artifacts")}),
+        ("update_status", {}),
+        ("confirm_artifacts_copied", {}),
+        ("update_status", {}),
+    ],
+    "confirming after proxying stopped moves the proxy to the new bucket": [
+        SETTLED,
+        ("juju_config", {"setting": ("serve_artifacts", True)}),
+        ("juju_config", {"setting": ("serve_artifacts", False)}),
+        ("juju_config", {"setting": ("default_artifact_root", "artifacts")}),
+        ("update_status", {}),
+        ("confirm_artifacts_copied", {}),
+        ("update_status", {}),
+    ],
+    "confirming with nothing proxied fails and changes nothing": [
+        SETTLED,
+        ("confirm_artifacts_copied", {}),
+        ("update_status", {}),
     ],
 }
 
