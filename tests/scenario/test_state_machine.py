@@ -63,6 +63,7 @@ MACHINE_SETTINGS = settings(
 OS, DB, INGRESS, PD = "object-storage", "db", "ingress", "pod-defaults"
 ENDPOINTS = frozenset(world.ALL)
 STANDBY = "standby: the leader unit manages the MLflow pod"
+REPLICAS_ID = 99  # the peer relation `replicas`, there once the application scales
 
 # --- what the peers can send -------------------------------------------------
 
@@ -132,6 +133,7 @@ class World:
     istio_listed: bool = False
     image_ok: bool = True
     proxied: Optional[str] = None  # the bucket a spec with serve_artifacts proxied (the charm's memory)
+    units: int = 1  # planned units of the application: one MLflow pod each
 
     @property
     def config_valid(self) -> bool:
@@ -235,13 +237,14 @@ def mlflow_answers(mlflow) -> bool:
     return mlflow.status == 200
 
 
-def pod_serving(kubernetes, mlflow, health_failed: bool) -> bool:
+def pod_serving(kubernetes, mlflow, health_failed: bool, units: int) -> bool:
     """Is the MLflow pod of the current spec serving, as a reconcile finds out? The only place the model asks.
 
     Kubernetes is asked first; the service's /health only after a settled
     update-status found it failing (until it answers again)."""
     # The fake's pods always carry the annotation of the last spec set (apply_spec).
-    pod_ready = kubernetes.status_code == 200 and kubernetes.pod_count > 0 and kubernetes.pod_ready
+    ready = kubernetes.pod_count * kubernetes.pod_ready if kubernetes.ready_pods is None else kubernetes.ready_pods
+    pod_ready = kubernetes.status_code == 200 and kubernetes.pod_count > 0 and ready >= units
     return pod_ready and (mlflow_answers(mlflow) or not health_failed)
 
 
@@ -289,7 +292,7 @@ class CharmMachine(RuleBasedStateMachine):
             and kind != "upgrade_charm"
             and ((settled_check and mlflow_answers(self.mlflow)) or seen.inputs_key() == self.settled)
         )
-        serving = pod_serving(self.kubernetes, self.mlflow, self.health_failed)
+        serving = pod_serving(self.kubernetes, self.mlflow, self.health_failed, seen.units)
         converges = not noop and seen.leader and seen.spec_inputs_usable and not seen.stranded
         spec_set = converges and seen.spec_key() != self.spec_key
         # the bucket is checked whatever the image: only the spec needs that
@@ -378,12 +381,15 @@ class CharmMachine(RuleBasedStateMachine):
 
     # --- the world's events ---------------------------------------------
 
-    @initialize(related=st.booleans(), leader=st.sampled_from([True, True, True, False]))
-    def deploy(self, related, leader):
-        """`juju deploy`, then (or not) the tutorial's relations already there."""
+    @initialize(related=st.booleans(), leader=st.sampled_from([True, True, True, False]), proxy=st.booleans())
+    def deploy(self, related, leader, proxy=False):
+        """`juju deploy` (with serve_artifacts, or not), then (or not) the tutorial's relations already there."""
         self.count_step()
         self.world.leader = leader
-        self.state = world.state(self.tmp, endpoints=world.ALL if related else (), leader=leader, config={})
+        # drawn here, or sequences seldom reach a proxied bucket and the action that moves it
+        config = {"serve_artifacts": True} if proxy else {}
+        self.world.config.update(config)
+        self.state = world.state(self.tmp, endpoints=world.ALL if related else (), leader=leader, config=config)
         if related:
             self.world.related = set(world.ALL)
             self.world.minio, self.world.minio_keys_sent = "valid", {MINIO_KEYS["valid"]}
@@ -538,8 +544,8 @@ class CharmMachine(RuleBasedStateMachine):
     def kubernetes_pod(self, pod):
         """The MLflow pod becomes ready, unready or disappears, or the API refuses: no hook runs."""
         self.count_step()
-        self.kubernetes.pod_ready = pod != "unready"
-        self.kubernetes.pod_count = 0 if pod == "gone" else 1
+        self.kubernetes.pod_ready, self.kubernetes.ready_pods = pod != "unready", None
+        self.kubernetes.pod_count = 0 if pod == "gone" else self.world.units
         self.kubernetes.status_code = 403 if pod == "api-refuses" else 200
         # MLflow answers /health while its pod runs, whatever the API server tells us
         self.mlflow.status = 503 if pod in ("unready", "gone", "service-down") else 200
@@ -564,16 +570,55 @@ class CharmMachine(RuleBasedStateMachine):
         self.count_step()
         self._hook(self.ctx.on.update_status(), "update_status")
 
+    @rule(units=st.integers(1, 3), data=st.data())
+    def scale(self, units, data):
+        """`juju scale-application`: a pod per unit, some of them Ready; the leader hears it on `replicas`."""
+        self.count_step()
+        ready = data.draw(st.integers(0, units), label="ready pods")
+        previous, self.world.units = self.world.units, units
+        self.kubernetes.pod_count, self.kubernetes.ready_pods = units, ready
+        self.mlflow.status = 200 if ready else 503  # the service routes to Ready pods only
+        peers = scenario.PeerRelation(
+            endpoint="replicas",
+            interface="mlflow_server_replicas",
+            id=REPLICAS_ID,
+            peers_data={unit: {} for unit in range(1, max(units, previous))},
+        )
+        others = {r for r in self.state.relations if r.id != REPLICAS_ID}
+        self.state = dataclasses.replace(self.state, planned_units=units, relations={*others, peers})
+        if units == previous:
+            return  # no unit came or went: no hook
+        if self.world.leader:
+            self.settled = None  # same inputs, another number of pods to wait for
+        if units > previous:
+            self._hook(self.ctx.on.relation_joined(peers, remote_unit=units - 1), "replicas_joined")
+        else:
+            self._hook(self.ctx.on.relation_departed(peers, remote_unit=previous - 1), "replicas_departed")
+            gone = dataclasses.replace(peers, peers_data={unit: {} for unit in range(1, units)})
+            self.state = dataclasses.replace(self.state, relations={*others, gone})
+
+    def _can_confirm(self) -> bool:
+        return bool(self.world.leader and self.world.config_valid and self.world.proxied)
+
+    @precondition(lambda self: not self._can_confirm())
+    @rule()
+    def confirm_artifacts_copied_refused(self):
+        """The action on a non-leader, under a bad config, or with nothing proxied: it fails, nothing runs."""
+        self.count_step()
+        with pytest.raises(ActionFailed):
+            self.ctx.run(self.ctx.on.action("confirm-artifacts-copied"), self.state)
+        self.hooks.append(("action_failed", None))
+
+    # a rule of its own, or the random search seldom reaches it
+    @precondition(lambda self: self._can_confirm())
     @rule()
     def confirm_artifacts_copied(self):
         """`juju run-action confirm-artifacts-copied`: the proxied artifacts are in default_artifact_root's bucket."""
+        if not self._can_confirm():  # a replay may ask for the refused case
+            self.confirm_artifacts_copied_refused()
+            return
         self.count_step()
         event = self.ctx.on.action("confirm-artifacts-copied")
-        if not (self.world.leader and self.world.config_valid and self.world.proxied):
-            with pytest.raises(ActionFailed):
-                self.ctx.run(event, self.state)
-            self.hooks.append(("action_failed", None))
-            return
         previous, bucket = self.world.proxied, self.world.config["default_artifact_root"]
         self.world.proxied = bucket
         # intended: the proxy moves now, whatever the unit had settled on
@@ -635,7 +680,8 @@ def test_random_sequences_end_in_a_status_that_matches_the_world(hooks, secrets_
     run_state_machine_as_test(CharmMachine, settings=MACHINE_SETTINGS)
     assert secrets_never_leak.runs - runs_before == len(hooks), "every hook must go through the leak check"
     events, statuses = {kind for kind, _ in hooks}, {expected for _, expected in hooks if expected}
-    for kind in ("relation_created", "relation_broken", "config_changed", "upgrade_charm", "leader_elected"):
+    reached = ("relation_created", "relation_broken", "config_changed", "upgrade_charm", "leader_elected")
+    for kind in (*reached, "replicas_joined", "replicas_departed", "confirm_artifacts_copied", "action_failed"):
         assert kind in events, f"no {kind} in any sequence: the machine's rules do not reach it"
     assert statuses == {"active", "blocked", "waiting", "standby"}, f"sequences only reached {sorted(statuses)}"
 
@@ -645,6 +691,18 @@ def test_random_sequences_end_in_a_status_that_matches_the_world(hooks, secrets_
 # against it. Replayed on every run, whatever the random search reaches; each
 # step is a rule of CharmMachine, so every check applies after each hook.
 SETTLED = ("deploy", {"related": True, "leader": True})
+
+
+class _Drawn:
+    """Stands for `st.data()` in a replay: every draw gives `value`."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def draw(self, strategy, label=None):
+        return self.value
+
+
 FOUND_SEQUENCES = {
     # issue 14 item 2: SDI peers need our versions whatever our config
     "relating minio with a bad config lists our versions": [
@@ -718,6 +776,15 @@ FOUND_SEQUENCES = {
         ("update_status", {}),
         ("confirm_artifacts_copied", {}),
         ("update_status", {}),
+    ],
+    # replicas: the leader waits for every planned pod, and hears of a scale-out on `replicas` alone
+    "scaling out a settled leader waits for the new pods": [
+        SETTLED,
+        ("scale", {"units": 3, "data": _Drawn(1)}),
+        ("update_status", {}),  # /health answers through the Ready pod, yet 1/3: still waiting
+        ("scale", {"units": 3, "data": _Drawn(3)}),
+        ("upgrade_charm", {}),
+        ("scale", {"units": 1, "data": _Drawn(1)}),
     ],
     "confirming with nothing proxied fails and changes nothing": [
         SETTLED,
