@@ -4,7 +4,8 @@ A hypothesis RuleBasedStateMachine drives the charm through Scenario as Juju
 would: each hook's output State (our relation bags, stored state) is the next
 hook's input. Next to it the machine keeps `World`, a small model of what is
 true outside the charm: which peers are related and what they sent, the
-config, leadership, the image resource, the bucket, the pod. After every hook:
+config, leadership, the image resource, the bucket, the pods (one per planned
+unit) and MLflow's /health. After every hook:
 
 - no hook raised (Scenario re-raises an uncaught exception: the step fails);
 - the unit status is the kind `expected_status(world)` derives from the
@@ -23,10 +24,13 @@ change, after a failed /health or after standby; a bucket proxied by a spec
 with serve_artifacts stays proxied until the confirm-artifacts-copied
 action, and serve_artifacts with another default_artifact_root is Blocked.
 
-One reading the model makes where the issue is silent: MinIO keys minio
-sent valid on this relation stand while its newer data is malformed or not
-there yet (nothing published is lost), but never once minio is gone or
-serve_artifacts is on.
+Readings the model makes where the issue is silent: MinIO keys minio sent
+valid on this relation stand while its newer data is malformed or not there
+yet (nothing published is lost), but never once minio is gone or
+serve_artifacts is on; MLflow's service answers /health while any of its
+pods is Ready, so a settled unit notices a scaled-out pod that stops being
+Ready only on the next hook that reconciles; the confirm action moves the
+proxy at once, also on a unit that had settled.
 
 Bounded for CI: derandomized (the same sequences on every run, no example
 database), 30 sequences of up to 20 steps. The steps run are counted in the
