@@ -459,6 +459,9 @@ class MlflowServerCharm(CharmBase):
             return
         event.set_results({"previous-bucket": self._stored.proxied_bucket, "bucket": bucket})
         self._stored.proxied_bucket = bucket
+        # The settled inputs do not include the proxied bucket: without this the
+        # spec would keep proxying the old bucket until some input changed.
+        self._settled.forget()
         self._reconcile(event)
 
 
