@@ -11,9 +11,7 @@ The number of generated cases is printed in the terminal summary ("fuzzing").
 """
 
 import dataclasses
-import functools
 import json
-from pathlib import Path
 
 import hypothesis
 import pytest
@@ -44,37 +42,9 @@ DB_PASSWORDS = ("db-password", "db-root-password")
 
 
 @pytest.fixture
-def fuzz_world(network, kubernetes, tmp_path_factory, monkeypatch):
-    """The tutorial's state, loopback restricted to the fakes' ports, and per-process caches.
-
-    A case that gets to the end of the reconcile path costs ~0.7 s, nearly
-    all of it loading the same files again: metadata.yaml (Scenario gives
-    each run a new charm directory, so the charm's cache misses), botocore's
-    service models (a new boto3 session per hook) and the CA bundle (a new
-    lightkube client per hook). In Juju each hook is a new process and pays
-    that once; here they are loaded once per test, which changes nothing a
-    case can observe and makes 2,000+ cases fit in minutes.
-    """
-    import botocore.session
-    import httpx
-
-    import relation_data
-
-    real = relation_data._sdi_metadata
-    by_content = functools.lru_cache(maxsize=4)(lambda text, path: real(path))
-    monkeypatch.setattr(
-        relation_data,
-        "_sdi_metadata",
-        lambda charm_dir: by_content(Path(charm_dir, "metadata.yaml").read_text(), charm_dir),
-    )
-    monkeypatch.setattr(
-        botocore.session, "create_loader", functools.lru_cache(maxsize=2)(botocore.session.create_loader)
-    )
-    real_ssl_context = httpx.create_ssl_context
-    ssl_context = functools.lru_cache(maxsize=4)(
-        lambda verify, trust_env: real_ssl_context(verify, trust_env=trust_env)
-    )
-    monkeypatch.setattr(httpx, "create_ssl_context", lambda verify=True, trust_env=True: ssl_context(verify, trust_env))
+def fuzz_world(network, kubernetes, tmp_path_factory, per_process_caches):
+    """The tutorial's state, loopback restricted to the fakes' ports, and
+    conftest's per-process caches (2,000+ cases fit in minutes)."""
     network.loopback_ports = {network.alias_ports[9000], kubernetes.server.server_address[1]}
     return world.state(tmp_path_factory.mktemp("fuzz"))
 

@@ -38,7 +38,6 @@ terminal summary ("fuzzing").
 """
 
 import dataclasses
-import functools
 import json
 from pathlib import Path
 from typing import Any, Dict, Optional, Set, Tuple
@@ -635,29 +634,8 @@ class CharmMachine(RuleBasedStateMachine):
 
 
 @pytest.fixture
-def fast_hooks(network, kubernetes, mlflow, monkeypatch):
-    """Per-process caches, as in test_fuzz_inputs.py's fuzz_world: Juju pays these loads once per
-    hook process; here once per test, which no hook can observe, and ~10x faster per hook."""
-    import botocore.session
-    import httpx
-
-    import relation_data
-
-    real = relation_data._sdi_metadata
-    by_content = functools.lru_cache(maxsize=4)(lambda text, path: real(path))
-    monkeypatch.setattr(
-        relation_data,
-        "_sdi_metadata",
-        lambda charm_dir: by_content(Path(charm_dir, "metadata.yaml").read_text(), charm_dir),
-    )
-    monkeypatch.setattr(
-        botocore.session, "create_loader", functools.lru_cache(maxsize=2)(botocore.session.create_loader)
-    )
-    real_ssl_context = httpx.create_ssl_context
-    ssl_context = functools.lru_cache(maxsize=4)(
-        lambda verify, trust_env: real_ssl_context(verify, trust_env=trust_env)
-    )
-    monkeypatch.setattr(httpx, "create_ssl_context", lambda verify=True, trust_env=True: ssl_context(verify, trust_env))
+def fast_hooks(network, kubernetes, mlflow, per_process_caches):
+    """conftest's per-process caches, and loopback restricted to the fakes' ports."""
     network.loopback_ports = {network.alias_ports[9000], kubernetes.server.server_address[1], mlflow.port}
 
 
