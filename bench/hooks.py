@@ -59,11 +59,10 @@ BUCKET = "mlflow"  # default_artifact_root
 # A hook that sets a pod spec ends here: Juju applies the spec after the hook,
 # so its pod is checked by a later hook (update-status) once it rolled out.
 ROLLOUT = ("waiting", charm.ROLLOUT)
-# Hook tools whose repeated calls are not lookups of the same thing. ops'
-# controller storage re-reads and rewrites its "#notices#" list around every
-# observer it calls (its deferral bookkeeping, not the charm's); their cost
-# shows in the timing targets and the per-hook tool counts.
-NOT_KEYED = ("juju-log", "action-log", "state-get", "state-set", "state-delete")
+# Hook tools whose repeated calls are not lookups of the same thing. The
+# stored state is read once (one state-get of every key) and written once (one
+# state-set of the changed keys) a hook: src/controller_storage.py.
+NOT_KEYED = ("juju-log", "action-log")
 
 
 @dataclass

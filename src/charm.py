@@ -15,11 +15,11 @@ import secrets
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-import ops
 from ops.charm import ActionEvent, CharmBase, RelationBrokenEvent, RelationChangedEvent
 from ops.framework import EventBase, StoredState
 from ops.model import ActiveStatus, BlockedStatus, Relation, WaitingStatus
 
+import controller_storage
 import mlflow_workload as workload
 import relation_data as peers
 from charm_config import CharmConfig, parse_config
@@ -466,7 +466,6 @@ class MlflowServerCharm(CharmBase):
 
 
 if __name__ == "__main__":
-    # ops would pick controller storage for a pod-spec charm by itself, says
-    # so in the log, and still keeps the state in .unit-state.db (ops 2.23):
-    # a recreated operator pod then loses it. Juju 2.9 has state-get/set.
-    ops.main(MlflowServerCharm, use_juju_for_storage=True)
+    # Stored state lives on the controller (Juju 2.9's state-get/state-set), so
+    # a recreated operator pod keeps it; read once and written once a hook.
+    controller_storage.main(MlflowServerCharm)
