@@ -31,14 +31,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, MutableMapping
 
 from problems import Blocked
+from relation_data import DNS_LABEL
 
 ENDPOINT = "metrics-endpoint"
 # prometheus-flask-exporter's route, which `mlflow server --expose-prometheus` mounts.
 METRICS_PATH = "/metrics"
 
 # \Z, not $: "$" also matches before a trailing newline.
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
-_UNIT = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[0-9]{1,9}\Z")
+_UNIT = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/[0-9]{1,9}\Z")  # a unit name
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,15 @@ def _check(source: ScrapeSource) -> None:
     def blocked(field: str, rule: str) -> Blocked:
         return Blocked(f"cannot publish the {ENDPOINT} scrape job: {field} {rule}")
 
-    if not _DNS_LABEL.match(source.model):
+    if not DNS_LABEL.match(source.model):
         raise blocked("model", "is not a Kubernetes namespace name")
-    if not _DNS_LABEL.match(source.application):
+    if not DNS_LABEL.match(source.application):
         raise blocked("application", "is not a Kubernetes service name")
     if not _is_uuid4(source.model_uuid):
         raise blocked("model_uuid", "is not a version-4 UUID, which Prometheus requires")
     if not _UNIT.match(source.unit):
         raise blocked("unit", "is not a Juju unit name")
-    if not _DNS_LABEL.match(source.charm_name):
+    if not DNS_LABEL.match(source.charm_name):
         raise blocked("charm_name", "is not a charm name")
     if isinstance(source.port, bool) or not isinstance(source.port, int) or not 1 <= source.port <= 65535:
         raise blocked("port", "is not 1-65535")

@@ -45,7 +45,8 @@ _RELATE = {
 _PEER = {DB: "mlflow-db (mariadb)", OBJECT_STORAGE: "minio", INGRESS: "istio-pilot", POD_DEFAULTS: "admission-webhook"}
 
 # \Z, not $: "$" also matches before a trailing newline ("kubeflow\n").
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+# A Kubernetes name (RFC 1123 label): services, namespaces, Juju models and applications.
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 _DNS_NAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?\Z")
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}\Z")
@@ -249,7 +250,7 @@ def _object_storage(charm: CharmBase, relation: Relation) -> ObjectStorage:
     if isinstance(port, bool) or not 1 <= port <= 65535 or not float(port).is_integer():
         raise Blocked(f"{peer} sent an invalid object-storage port: it must be a whole number 1-65535")
     service, namespace = data["service"], data.get("namespace")
-    if namespace is not None and not _DNS_LABEL.match(service):
+    if namespace is not None and not DNS_LABEL.match(service):
         raise Blocked(f"{peer} sent an invalid object-storage service: it must be a Kubernetes service name")
     if namespace is None:
         # The endpoint is then http://<service>:<port>: any host will do.
@@ -258,7 +259,7 @@ def _object_storage(charm: CharmBase, relation: Relation) -> ObjectStorage:
             raise Blocked(
                 f"{peer} sent an invalid object-storage service: with no namespace it must be a host name or IP address"
             )
-    if namespace is not None and not _DNS_LABEL.match(namespace):
+    if namespace is not None and not DNS_LABEL.match(namespace):
         raise Blocked(f"{peer} sent an invalid object-storage namespace: it must be a Kubernetes namespace name")
     for field in ("access-key", "secret-key"):
         if not data[field]:
