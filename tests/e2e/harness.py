@@ -4,7 +4,7 @@ import http.client
 import json
 import subprocess
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 from pod_runner import NODE_ENV, merge_pod_default_env
@@ -32,25 +32,42 @@ def notebook_env(pod_default_env: Mapping[str, str], workdir: Path, image_bin: P
     return env
 
 
-def run_notebook(pod_default_env: Mapping[str, str], workdir: Path, image_bin: Path, timeout: float = 600) -> dict:
-    """Run notebook.py in its own process with the notebook's env; return its report."""
-    env = notebook_env(pod_default_env, workdir, image_bin)
-    downloads = workdir / "notebook-downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
+def _run_reporting(
+    script: str, args: List[str], env: Mapping[str, str], cwd: Path, image_bin: Path, timeout: float
+) -> dict:
+    """Run one of this folder's client scripts with the image's Python; return its last REPORT line's JSON."""
     result = subprocess.run(
-        [str(image_bin / "python"), str(HERE / "notebook.py"), BUCKET, str(downloads)],
-        env=env,
-        cwd=downloads,
+        [str(image_bin / "python"), str(HERE / script), *args],
+        env=dict(env),
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
-    reports = [line for line in result.stdout.splitlines() if line.startswith("NOTEBOOK-REPORT ")]
+    reports = [line for line in result.stdout.splitlines() if line.split(" ", 1)[0].endswith("-REPORT")]
     if result.returncode != 0 or not reports:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        raise AssertionError(f"the notebook failed (exit {result.returncode}):\n{tail}")
+        raise AssertionError(f"{script} failed (exit {result.returncode}):\n{tail}")
     return json.loads(reports[-1].split(" ", 1)[1])
+
+
+def run_notebook(pod_default_env: Mapping[str, str], workdir: Path, image_bin: Path, timeout: float = 600) -> dict:
+    """Run notebook.py in its own process with the notebook's env; return its report."""
+    env = notebook_env(pod_default_env, workdir, image_bin)
+    downloads = workdir / "notebook-downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    return _run_reporting("notebook.py", [BUCKET, str(downloads)], env, downloads, image_bin, timeout)
+
+
+def run_artifact_client(
+    env: Mapping[str, str], path: Path, experiment: str, location: str, workdir: Path, image_bin: Path
+) -> dict:
+    """One artifact up and back through MLflow's client (artifact_client.py); its report, timings included."""
+    downloads = workdir / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    args = [str(path), experiment, location, str(downloads)]
+    return _run_reporting("artifact_client.py", args, env, workdir, image_bin, timeout=1800)
 
 
 def http_get(port: int, path: str, host: Optional[str] = None, timeout: float = 10) -> Tuple[int, bytes]:

@@ -1,4 +1,6 @@
-"""One artifact round trip as a notebook makes it; run by bench/artifacts.py with the image's MLflow.
+"""One artifact round trip as a notebook makes it, run with the image's MLflow.
+
+bench/artifacts.py and test_big_artifacts.py run it through harness.run_artifact_client.
 
     python artifact_client.py <file> <experiment-name> <artifact-location or ""> <download-dir>
 
