@@ -1,8 +1,10 @@
 """The one S3 fake of every test layer: moto's S3 app in a thread on loopback.
 
 moto speaks signature v4 and path-style addressing as MinIO does (MinIO has
-no package in any registry here). The server counts the requests it answers,
-so the bench can show that a settled hook sends none. The charm builds its
+no package in any registry here). The server lists the requests it answers
+("METHOD /path?query"), so the bench can show that a settled hook sends none
+and the e2e tests can tell a presigned part upload (signed in its query) from
+the server's own calls (signed in headers). The charm builds its
 endpoint from minio's relation data (http://minio.kubeflow:9000); each layer
 makes that name reach this server its own way (tests/fakes/network_guard.py
 in Scenario, bench/sitecustomize.py in the bench, `localhost` in e2e).
@@ -91,7 +93,10 @@ class S3Server:
         moto_app = DomainDispatcherApplication(create_backend_app)
 
         def app(environ, start_response):
-            self.requests.append(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}")
+            query = environ.get("QUERY_STRING", "")
+            self.requests.append(
+                f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}{'?' if query else ''}{query}"
+            )
             ranged = _ranged_get(environ, start_response)
             return moto_app(environ, start_response) if ranged is None else ranged
 
