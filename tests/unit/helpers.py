@@ -17,7 +17,7 @@ DEFAULT_CONFIG = {
     "cors_allowed_origins": "",
     "enable_telemetry": False,
     "worker_timeout": 600,
-    "multipart_upload_chunk_size": 100,
+    "multipart_upload_chunk_size": 16,
     "sync_profiles": True,
 }
 

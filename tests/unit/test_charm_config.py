@@ -10,7 +10,7 @@ def test_defaults_parse_to_the_documented_values():
     assert (parsed.port, parsed.bucket, parsed.create_bucket, parsed.workers) == (5000, "mlflow", True, 4)
     assert parsed.serve_artifacts is False and parsed.nodeport_enabled is False
     assert parsed.allowed_hosts == ("*",) and parsed.cors_allowed_origins == ()
-    assert (parsed.telemetry, parsed.worker_timeout, parsed.multipart_chunk_mib) == (False, 600, 100)
+    assert (parsed.telemetry, parsed.worker_timeout, parsed.multipart_chunk_mib) == (False, 600, 16)
 
 
 def test_config_yaml_defaults_are_valid(charm_root):
