@@ -66,13 +66,15 @@ class Secret:
 
     def needles(self) -> Set[str]:
         v = self.value
-        forms = {f":{v}@", f":{quote(v, safe='')}@"}
+        # surrogatepass: a fuzzed key may hold lone surrogates, which UTF-8 refuses.
+        quoted = quote(v, safe="", errors="surrogatepass")
+        forms = {f":{v}@", f":{quoted}@"}
         for field in _SECRET_FIELDS:
             forms |= {f"{field}: {v}", f"'{field}': '{v}'", f'"{field}": "{v}"', f"{field}={v}"}
         if self.distinctive:
             once = json.dumps(v, ensure_ascii=False)[1:-1]
             twice = json.dumps(once, ensure_ascii=False)[1:-1]  # JSON inside a JSON-dumped sink
-            forms |= {v, quote(v, safe=""), base64.b64encode(v.encode()).decode(), once, twice}
+            forms |= {v, quoted, base64.b64encode(v.encode("utf-8", "surrogatepass")).decode(), once, twice}
         return forms
 
 

@@ -147,6 +147,20 @@ def test_fuzz_pod_defaults(ctx, fuzz_world, fuzz_cases, bag, event):
     options=config(),
     event=st.sampled_from(STANDARD_EVENTS),
 )
+# Found in CI: the leak check itself raised URL-quoting a secret key of lone surrogates.
+@hypothesis.example(
+    present={"object-storage"},
+    os_bag={
+        "_supported_versions": "- v1\n",
+        "data": json.dumps(
+            {"access-key": "", "secret-key": "\ud800\udc00", "service": "minio", "port": 0, "namespace": "kubeflow"}
+        ),
+    },
+    units={},
+    ingress={"_supported_versions": "- v1\n- v2\n"},
+    options={},
+    event="config_changed",
+)
 def test_fuzz_everything_at_once(ctx, fuzz_world, fuzz_cases, present, os_bag, units, ingress, options, event):
     fuzz_cases()
     relations = {
