@@ -18,7 +18,7 @@ during the 1 GiB proxied transfer (peak over the RSS just before it) may be
 at most 64 MiB more than the rise during the 64 MiB one. Round trips of a
 small artifact, through the server both ways, go first until the server's
 RSS settles: MLflow 3.x workers import much of MLflow on their first
-requests (+1 GiB over four workers), which would otherwise land on
+requests (+1.3 GiB over four workers), which would otherwise land on
 whichever size comes first.
 
     python bench/artifacts.py --sizes 1024 --chunk-mib 32   # one size, another part size
