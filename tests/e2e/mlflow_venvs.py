@@ -51,6 +51,10 @@ def image_mlflow_version() -> str:
     return mlflow_version_of(charm_image())
 
 
+# What the e2e tests run each case on: the tutorial's image and the newest 3.x.
+VERSIONS = [image_mlflow_version(), NEWEST_MLFLOW]
+
+
 def image_of(version: str) -> str:
     """The image a deployment attaches for an MLflow version: the charm's own, or a same-named newer tag."""
     if version == image_mlflow_version():

@@ -5,11 +5,10 @@ import dataclasses
 
 import harness
 import pytest
-from mlflow_venvs import NEWEST_MLFLOW, image_mlflow_version
+from mlflow_venvs import VERSIONS
 
 pytestmark = pytest.mark.e2e
 
-VERSIONS = [image_mlflow_version(), NEWEST_MLFLOW]
 # Kubernetes would turn $$ into $ and $(HOME) into the notebook's home, were they sent as written.
 ACCESS_KEY = "pa$$w0rd$(HOME)x"
 SECRET_KEY = "s3$(AWS_ACCESS_KEY_ID)cr$$t$"  # noqa: S105 - a test key

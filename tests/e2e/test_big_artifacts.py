@@ -12,9 +12,8 @@ import os
 
 import harness
 import pytest
-from mlflow_venvs import NEWEST_MLFLOW, image_mlflow_version
+from mlflow_venvs import VERSIONS
 
-VERSIONS = [image_mlflow_version(), NEWEST_MLFLOW]
 MIB = 1024 * 1024
 
 

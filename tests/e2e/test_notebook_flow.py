@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import harness
 import pytest
-from mlflow_venvs import NEWEST_MLFLOW, image_mlflow_version, image_of
+from mlflow_venvs import NEWEST_MLFLOW, VERSIONS, image_mlflow_version, image_of
 from servers import DB_PASSWORD, DB_ROOT_PASSWORD, S3_SECRET_KEY
 
 import charm
@@ -21,7 +21,6 @@ from pod_readiness import NO_POD_OF_SPEC
 
 pytestmark = pytest.mark.e2e
 
-VERSIONS = [image_mlflow_version(), NEWEST_MLFLOW]
 ROLLOUT = charm.ROLLOUT
 SERVICE_HOSTS = [APP, f"{APP}.{MODEL}", f"{APP}.{MODEL}.svc", f"{APP}.{MODEL}.svc.cluster.local"]
 
