@@ -8,27 +8,21 @@ artifact bench measures MLflow rather than the fake.
 import os
 import urllib.request
 
-import boto3
 import botocore.exceptions
 import pytest
-
-from fakes.s3_server import S3Server
 
 MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def s3():
-    with S3Server() as server:
-        client = boto3.client(
-            "s3",
-            endpoint_url=server.url,
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench-secret",
-            region_name="us-east-1",
-        )
-        client.create_bucket(Bucket="ranges")
-        yield server, client
+def ranges(s3):
+    """conftest's session S3 fake (tests/fakes/s3_server.py) and a client of it, with a bucket for these tests."""
+    client = s3.client()
+    client.create_bucket(Bucket="ranges")
+    yield s3.server, client
+    for key in s3.keys("ranges"):
+        client.delete_object(Bucket="ranges", Key=key)
+    client.delete_bucket(Bucket="ranges")
 
 
 DATA = os.urandom(3 * MIB + 7)
@@ -43,8 +37,8 @@ DATA = os.urandom(3 * MIB + 7)
         ("bytes=-10", DATA[-10:]),  # suffix range: moto's
     ],
 )
-def test_a_ranged_get_returns_exactly_the_range(s3, header: str, expected: bytes) -> None:
-    _, client = s3
+def test_a_ranged_get_returns_exactly_the_range(ranges, header: str, expected: bytes) -> None:
+    _, client = ranges
     client.put_object(Bucket="ranges", Key="dir/object.bin", Body=DATA)
     got = client.get_object(Bucket="ranges", Key="dir/object.bin", Range=header)
     assert got["Body"].read() == expected
@@ -53,16 +47,16 @@ def test_a_ranged_get_returns_exactly_the_range(s3, header: str, expected: bytes
     assert got["ETag"] == client.head_object(Bucket="ranges", Key="dir/object.bin")["ETag"]
 
 
-def test_a_range_past_the_end_is_still_refused(s3) -> None:
-    _, client = s3
+def test_a_range_past_the_end_is_still_refused(ranges) -> None:
+    _, client = ranges
     client.put_object(Bucket="ranges", Key="small", Body=b"0123456789")
     with pytest.raises(botocore.exceptions.ClientError) as refused:
         client.get_object(Bucket="ranges", Key="small", Range="bytes=10-")
     assert refused.value.response["Error"]["Code"] == "InvalidRange"
 
 
-def test_a_presigned_ranged_get_and_a_whole_download(s3, tmp_path) -> None:
-    server, client = s3
+def test_a_presigned_ranged_get_and_a_whole_download(ranges, tmp_path) -> None:
+    server, client = ranges
     client.put_object(Bucket="ranges", Key="big.bin", Body=DATA * 7)  # 21 MiB: three 8 MiB ranges
     url = client.generate_presigned_url("get_object", Params={"Bucket": "ranges", "Key": "big.bin"})
     with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": "bytes=0-9"})) as got:  # noqa: S310
