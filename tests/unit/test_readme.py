@@ -4,7 +4,10 @@ It opens with what the charm is, then the two local commands, then deploy
 and relate. Every config option, action, relation and status message the
 charm has is a row in the table an operator looks for it in, and every row
 there names something the charm has: a later option, action, relation or
-message without its row fails here. Links and anchors resolve.
+message without its row fails here. Links and anchors resolve, in the
+README, CONTRIBUTING.md and the docs/ pages the README links to; every
+docs/ page is linked from the README, which stays short enough to be the
+charm's Charmhub page.
 """
 
 import ast
@@ -18,6 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 METADATA = yaml.safe_load((ROOT / "metadata.yaml").read_text())
 APP = METADATA["name"]
+DOC_PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))
+# Charmhub shows the README as the charm's page: the long how-tos go to docs/.
+MAX_README_LINES = 450
+# The deploy-and-relate commands start within what one screen shows.
+FIRST_SCREEN_LINES = 60
 
 # The calls whose first argument is a message a person reads in `juju status`
 # (or as a failed action's message).
@@ -124,6 +132,21 @@ def test_then_the_two_local_commands_then_deploy_and_relate():
         assert re.search(rf"^{target}:", makefile, re.M), f"the Makefile has no `{target}` target"
 
 
+def test_the_deploy_and_relate_commands_are_on_the_first_screen():
+    box = re.search(r"^## Deploy and relate\n(?:(?!    |## ).*\n)*((?:    .*\n)+)", README, re.M)
+    assert box, "'Deploy and relate' opens with its commands in a code block"
+    commands = box.group(1).split()
+    assert f"juju deploy {APP}".split() == commands[:3]
+    assert box.group(1).count("juju relate ") == 4, "the four relations of the tutorial"
+    last_line = README[: box.end(1)].count("\n")
+    assert last_line <= FIRST_SCREEN_LINES, f"the deploy-and-relate flow ends on line {last_line}"
+
+
+def test_the_readme_stays_short_enough_for_charmhub():
+    lines = len(README.splitlines())
+    assert lines <= MAX_README_LINES, f"README.md has {lines} lines: move how-to prose into a docs/ page and link it"
+
+
 def test_developer_material_lives_in_contributing():
     headings = re.findall(r"^#{2,3} (.+)$", _strip_fences(README), re.M)
     assert "Hook cost" not in headings and "How it is tested" not in headings
@@ -136,6 +159,11 @@ def test_developer_material_lives_in_contributing():
 )
 def test_operator_sections_exist(section):
     assert _section(section).strip()
+
+
+def test_supported_versions_says_what_each_juju_does_with_the_charm():
+    juju = {row[1].split()[0] for row in _table_rows(_section("Supported versions")) if row[0] == "Juju"}
+    assert {"2.9", "3.6", "4.0"} <= juju
 
 
 # --- the reference tables ------------------------------------------------------------
@@ -372,11 +400,15 @@ def test_the_status_check_reads_messages_kept_in_constants_and_functions(tmp_pat
 # --- links ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("document", ["README.md", "CONTRIBUTING.md"])
+def _links(document: str):
+    return re.findall(r"\]\(([^)\s]+)\)", _prose((ROOT / document).read_text()))
+
+
+@pytest.mark.parametrize("document", ["README.md", "CONTRIBUTING.md", *DOC_PAGES])
 def test_links_and_anchors_resolve(document):
-    text = (ROOT / document).read_text()
-    links = re.findall(r"\]\(([^)\s]+)\)", _prose(text))
-    assert links, f"{document}: no links found: is the link pattern broken?"
+    links = _links(document)
+    if document in ("README.md", "CONTRIBUTING.md"):
+        assert links, f"{document}: no links found: is the link pattern broken?"
     broken = []
     for target in links:
         if re.match(r"https?://", target):
@@ -390,6 +422,13 @@ def test_links_and_anchors_resolve(document):
         elif anchor and anchor not in _anchors(linked.read_text()):
             broken.append(f"{target}: no heading with anchor #{anchor} in {linked.name}")
     assert not broken, f"{document}: " + "; ".join(broken)
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    assert DOC_PAGES, "no docs/*.md pages found: has docs/ moved?"
+    linked = {target.partition("#")[0] for target in _links("README.md")}
+    orphans = [page for page in DOC_PAGES if page not in linked]
+    assert not orphans, f"docs pages no README link leads to (Charmhub readers only see the README): {orphans}"
 
 
 def test_the_anchor_check_follows_githubs_slugs():
