@@ -227,3 +227,36 @@ def test_the_operator_may_only_get_the_files_own_objects():
 def test_no_rule_grants_secrets():
     assert "secrets" not in {res for d in RBAC for r in d.get("rules", []) for res in r["resources"]}
     assert "secrets" not in str(workspaces.service_account())
+
+
+MODE_ON_RENDER = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+from helpers import DATABASE, STORAGE, config
+from pod_spec import PodSpecInputs, render_pod_spec
+inputs = PodSpecInputs("mlflow-server", "kubeflow", {"imagePath": "x:3.17.2"},
+                       config(enable_workspaces=True, allowed_hosts="a.example.com"), DATABASE, STORAGE)
+sys.stdout.write(render_pod_spec(inputs))
+"""
+
+
+def test_mode_on_renders_the_same_bytes_whatever_the_hash_seed():
+    """The global role, the CRD and the second server are part of the hashed spec:
+    a varying order would restart the pod on every hook."""
+    import os
+    import subprocess
+    import sys
+
+    here = Path(__file__).resolve().parent
+    renders = {
+        subprocess.run(
+            [sys.executable, "-c", MODE_ON_RENDER, str(ROOT / "src"), str(here)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+            capture_output=True,
+            timeout=120,
+        ).stdout
+        for seed in ("0", "1", "4242")
+    }
+    assert len(renders) == 1 and b"mlflow-ui" in next(iter(renders))
