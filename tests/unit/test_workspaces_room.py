@@ -125,13 +125,50 @@ def test_only_the_ui_server_trusts_headers_and_groups_split_as_oidc_authservice_
     assert ui["MLFLOW_SERVER_ALLOWED_HOSTS"] == "ui-host"
 
 
+# The field names Juju 2.9's strict decoder knows (juju-2.9.31: caas/specs/rbac.go,
+# caas/kubernetes/provider/specs/customresourcedefinition.go, and the
+# apiextensions v1 types of k8s.io/apiextensions-apiserver v0.21.10, its go.mod pin).
+SERVICE_ACCOUNT_FIELDS = {"automountServiceAccountToken", "roles"}
+ROLE_FIELDS = {"name", "global", "rules"}
+RULE_FIELDS = {"verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs"}
+CRD_FIELDS = {"name", "labels", "annotations", "spec"}
+CRD_SPEC_FIELDS = {"group", "names", "scope", "versions", "conversion", "preserveUnknownFields"}
+CRD_VERSION_FIELDS = {
+    "name", "served", "storage", "deprecated", "deprecationWarning", "schema", "subresources",
+    "additionalPrinterColumns",
+}  # fmt: skip
+SCHEMA_FIELDS = {
+    "description", "type", "format", "title", "default", "maximum", "exclusiveMaximum", "minimum",
+    "exclusiveMinimum", "maxLength", "minLength", "pattern", "maxItems", "minItems", "uniqueItems",
+    "multipleOf", "enum", "maxProperties", "minProperties", "required", "items", "allOf", "oneOf", "anyOf",
+    "not", "properties", "additionalProperties", "nullable", "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource", "x-kubernetes-int-or-string", "x-kubernetes-list-map-keys",
+    "x-kubernetes-list-type", "x-kubernetes-map-type",
+}  # fmt: skip
+
+
+def _schemas(schema):
+    yield schema
+    for child in (schema.get("properties") or {}).values():
+        yield from _schemas(child)
+
+
+def test_the_service_account_uses_only_fields_juju_2_9_decodes_strictly():
+    account = workspaces.service_account()
+    assert set(account) <= SERVICE_ACCOUNT_FIELDS
+    for role in account["roles"]:
+        assert set(role) <= ROLE_FIELDS and role["global"] is True and role["rules"]
+        assert all(set(rule) <= RULE_FIELDS for rule in role["rules"])
+
+
 def test_the_crd_uses_only_fields_juju_2_9_decodes_strictly():
-    """Juju decodes the spec into apiextensions v1 of k8s 0.21 and refuses unknown
-    fields: no x-kubernetes-validations (CEL) anywhere."""
+    """No x-kubernetes-validations (CEL): v0.21 has no such field, and Juju refuses the spec."""
     [crd] = workspaces.custom_resource_definitions()
-    assert set(crd) == {"name", "spec"}
-    assert set(crd["spec"]) == {"group", "scope", "names", "versions"}
-    assert "x-kubernetes" not in yaml.safe_dump(crd)
+    assert set(crd) <= CRD_FIELDS and set(crd["spec"]) <= CRD_SPEC_FIELDS
+    for version in crd["spec"]["versions"]:
+        assert set(version) <= CRD_VERSION_FIELDS
+        for schema in _schemas(version["schema"]["openAPIV3Schema"]):
+            assert set(schema) <= SCHEMA_FIELDS, set(schema) - SCHEMA_FIELDS
 
 
 @pytest.mark.parametrize(
