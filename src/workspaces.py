@@ -66,8 +66,6 @@ RESOURCES: Tuple[str, ...] = (
     "skills",
 )
 USE_SUBRESOURCES: Tuple[str, ...] = ("gatewayendpoints/use", "gatewaymodeldefinitions/use", "gatewaysecrets/use")
-READ_VERBS: Tuple[str, ...] = ("get", "list")
-WRITE_VERBS: Tuple[str, ...] = ("create", "update", "delete")
 
 CRD_NAME = f"mlflowconfigs.{API_GROUP}"
 # Relative, no "." or ".." segment: what the plugin's own CRD says with CEL
@@ -109,7 +107,7 @@ def check_image(image_path: str) -> None:
         )
 
 
-# --- the two servers ----------------------------------------------------------
+# --- the admin-applied file ------------------------------------------------------
 
 # The objects of the admin-applied mlflow-workspaces-rbac.yaml (for app
 # mlflow-server); the charm reads them to know the file is applied.
@@ -127,12 +125,16 @@ def network_policy_name(app: str) -> str:
     return f"{app}-ui"
 
 
+# --- the two servers ----------------------------------------------------------
+
+
 def server_args() -> List[str]:
     """What both servers add to today's `mlflow server` command.
 
     The store URI alone is ignored without --enable-workspaces (mlflow/cli).
     No default workspace: a request that names none fails rather than land
-    in a space every profile shares.
+    in a space every profile shares. Flags, not MLFLOW_* variables: a server
+    too old for them should exit, not serve every profile one open space.
     """
     return ["--enable-workspaces", "--workspace-store-uri", "kubernetes://", "--app-name", "kubernetes-auth"]
 
