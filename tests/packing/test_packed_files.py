@@ -34,6 +34,7 @@ SHIPPED_TOP_LEVEL = {
     "README.md",
     "docs",
     "kubeflow-profiles-rbac.yaml",
+    "mlflow-workspaces-rbac.yaml",
 }
 ADDED_BY_CHARMCRAFT = {"dispatch", "hooks/install", "hooks/start", "hooks/upgrade-charm"}
 
