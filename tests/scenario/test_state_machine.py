@@ -601,10 +601,12 @@ class CharmMachine(RuleBasedStateMachine):
         previous, self.world.units = self.world.units, units
         self.kubernetes.pod_count, self.kubernetes.ready_pods = units, ready
         self.mlflow.status = 200 if ready else 503  # the service routes to Ready pods only
+        bag = next((dict(r.local_app_data) for r in self.state.relations if r.id == REPLICAS_ID), {})
         peers = scenario.PeerRelation(
             endpoint="replicas",
             interface="mlflow_server_replicas",
             id=REPLICAS_ID,
+            local_app_data=bag,  # Juju keeps the application's bag whatever the unit count
             peers_data={unit: {} for unit in self._other_units(max(units, previous))},
         )
         others = {r for r in self.state.relations if r.id != REPLICAS_ID}
@@ -618,7 +620,10 @@ class CharmMachine(RuleBasedStateMachine):
         else:
             departing = self._other_units(previous)[-1]
             self._hook(self.ctx.on.relation_departed(peers, remote_unit=departing), "replicas_departed")
-            gone = dataclasses.replace(peers, peers_data={unit: {} for unit in self._other_units(units)})
+            # what the hook wrote stays: only the departed unit leaves the relation
+            after = self.state.get_relation(REPLICAS_ID)
+            gone = dataclasses.replace(after, peers_data={unit: {} for unit in self._other_units(units)})
+            others = {r for r in self.state.relations if r.id != REPLICAS_ID}
             self.state = dataclasses.replace(self.state, relations={*others, gone})
 
     def _other_units(self, units: int):
@@ -834,6 +839,14 @@ FOUND_SEQUENCES = {
         ("another_unit_leads", {}),
         ("update_status", {}),
         ("juju_config", {"setting": ("serve_artifacts", True)}),
+    ],
+    # found by the machine: Juju keeps the peer bag when a unit leaves
+    "scaling in after a change of leader keeps the proxied bucket": [
+        ("deploy", {"related": True, "leader": True, "proxy": True}),
+        ("scale", {"units": 2, "data": _Drawn(2)}),
+        ("another_unit_leads", {}),
+        ("scale", {"units": 1, "data": _Drawn(1)}),
+        ("juju_config", {"setting": ("default_artifact_root", "artifacts")}),
     ],
     "confirming with nothing proxied fails and changes nothing": [
         SETTLED,
