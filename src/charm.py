@@ -30,7 +30,7 @@ from settled_inputs import SettledInputs
 logger = logging.getLogger(__name__)
 
 ENDPOINTS = (peers.DB, peers.OBJECT_STORAGE, peers.INGRESS, peers.POD_DEFAULTS)
-STATUS = {"blocked": BlockedStatus, "waiting": WaitingStatus}
+STATUS = {"blocked": BlockedStatus, "waiting": WaitingStatus, "active": ActiveStatus}
 STANDBY = "standby: the leader unit manages the MLflow pod"
 ROLLOUT = "pod spec updated: waiting for Kubernetes to roll out the MLflow pod"
 # A bucket deleted by hand is noticed within this many seconds of settled

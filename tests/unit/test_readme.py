@@ -23,6 +23,7 @@ APP = METADATA["name"]
 # (or as a failed action's message).
 STATUS_CALLS = {
     "ActiveStatus": "active",
+    "Degraded": "active",
     "Blocked": "blocked",
     "BlockedStatus": "blocked",
     "Waiting": "waiting",
