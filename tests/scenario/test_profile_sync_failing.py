@@ -7,6 +7,8 @@ serves, its message says that the profile sync fails and why, the next hook
 tries again, and the `sync-profiles` action reports the same error.
 """
 
+import dataclasses
+
 import pytest
 from ops.model import ActiveStatus
 from scenario import ActionFailed
@@ -103,3 +105,37 @@ def test_while_mlflow_is_not_ready_the_pod_is_reported_first(ctx, tmp_path, prof
     profiles.pod_ready, mlflow.status = False, 503
     out = ctx.run(ctx.on.update_status(), out)
     assert out.unit_status.name == "waiting" and "profile sync" not in out.unit_status.message
+
+
+def test_the_action_names_a_bad_config_or_unusable_minio_data_and_writes_nothing(ctx, tmp_path, profiles):
+    out = world.settled(ctx, tmp_path)
+    profiles.add_profile("carol")
+    bad_config = dataclasses.replace(out, config={"mlflow_port": 80})
+    with pytest.raises(ActionFailed) as failed:
+        ctx.run(ctx.on.action("sync-profiles"), bad_config)
+    assert failed.value.message.startswith("cannot sync Kubeflow profiles: ") and "mlflow_port" in failed.value.message
+
+    no_keys = {"_supported_versions": "- v1\n", "data": "access-key: minio\nport: nine\n"}
+    bad_minio = world.update_relation(out, "object-storage", remote_app_data=no_keys)
+    with pytest.raises(ActionFailed) as failed:
+        ctx.run(ctx.on.action("sync-profiles"), bad_minio)
+    assert failed.value.message.startswith("cannot sync Kubeflow profiles: ") and "minio" in failed.value.message
+    assert not synced(profiles, "carol")
+
+
+@pytest.mark.parametrize("failure", ["not granted", "server error"])
+def test_removing_the_application_while_the_api_fails_completes(ctx, tmp_path, profiles, failure, caplog):
+    """The remove hook never fails on the profiles: Juju would retry it, and the objects are listed in the README."""
+    out = world.settled(ctx, tmp_path)
+    if failure == "not granted":
+        profiles.forbid("list", "namespaces")
+    else:
+        profiles.failing[("list", "namespaces")] = 500
+    ctx.run(ctx.on.remove(), out)
+    assert synced(profiles, "admin"), "left in place: nothing could delete them"
+    warned = [
+        r.getMessage() for r in caplog.records if "could not remove the Kubeflow profile objects" in r.getMessage()
+    ]
+    # Without the grant there was never anything to remove; a failing API is worth a line in the log.
+    assert len(warned) == (0 if failure == "not granted" else 1)
+    assert all("HTTP 500" in line for line in warned)

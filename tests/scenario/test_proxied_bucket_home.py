@@ -184,3 +184,11 @@ def test_without_the_peer_relation_the_unit_remembers_until_it_appears(ctx, tmp_
     assert out.unit_status == ActiveStatus()
     assert out.get_relation(PEER_ID).local_app_data == {KEY: "mlflow"}, "a settled hook moves it too"
     assert stored(out)["proxied_bucket"] == ""
+
+
+def test_confirming_under_a_bad_config_fails_and_moves_nothing(ctx, proxying, pod_specs):
+    specs = len(pod_specs)
+    bad = dataclasses.replace(proxying, config={**proxying.config, "default_artifact_root": "s3://models"})
+    with pytest.raises(ActionFailed, match=r"^fix the config first: .*default_artifact_root"):
+        ctx.run(ctx.on.action("confirm-artifacts-copied"), bad)
+    assert len(pod_specs) == specs
