@@ -25,12 +25,13 @@ import relation_data as peers
 import workspaces
 from charm_config import CharmConfig, parse_config
 from problems import Blocked, Problem, Problems, Waiting
+from proxied_bucket import ProxiedBucket
 from settled_inputs import SettledInputs
 
 logger = logging.getLogger(__name__)
 
 ENDPOINTS = (peers.DB, peers.OBJECT_STORAGE, peers.INGRESS, peers.POD_DEFAULTS)
-STATUS = {"blocked": BlockedStatus, "waiting": WaitingStatus}
+STATUS = {"blocked": BlockedStatus, "waiting": WaitingStatus, "active": ActiveStatus}
 STANDBY = "standby: the leader unit manages the MLflow pod"
 ROLLOUT = "pod spec updated: waiting for Kubernetes to roll out the MLflow pod"
 # A bucket deleted by hand is noticed within this many seconds of settled
@@ -66,7 +67,7 @@ class MlflowServerCharm(CharmBase):
             bucket_checked_at=0.0,
             health_url="",
             health_failed=False,
-            # The bucket a spec with serve_artifacts proxied: its runs' mlflow-artifacts:/ URIs depend on it.
+            # Where earlier revisions kept the proxied bucket (see src/proxied_bucket.py).
             proxied_bucket="",
             # What the last profile sync placed, and the profiles it found ("off", "not granted").
             profiles_synced="",
@@ -74,6 +75,7 @@ class MlflowServerCharm(CharmBase):
             profiles_asked_at=0.0,
         )
         self._settled = SettledInputs(self._stored)
+        self._proxied = ProxiedBucket(self.model, self._stored)
         for event in (
             self.on.install,
             self.on.upgrade_charm,
@@ -117,6 +119,7 @@ class MlflowServerCharm(CharmBase):
         if not self.unit.is_leader():
             self._stand_by()
             return
+        self._proxied.migrate()
         if event.handle.kind == "update_status" and self._profiles_changed():
             # A Kubeflow profile came or went: no hook tells us, so update-status asks.
             self._settled.forget()
@@ -234,7 +237,7 @@ class MlflowServerCharm(CharmBase):
         if (
             storage is not None
             and database is not None
-            and problems.passes(workload.refuse_stranded_artifacts, config, self._stored.proxied_bucket)
+            and problems.passes(workload.refuse_stranded_artifacts, config, self._proxied.get())
         ):
             problems.attempt(self._ensure_bucket, config, storage)
             revision = problems.attempt(self._apply_pod_spec, config, storage, database)
@@ -281,9 +284,9 @@ class MlflowServerCharm(CharmBase):
         image = read_image_details(self.model.resources)
         if config.workspaces:
             workspaces.check_image(image["imagePath"])
-        proxied = workload.proxy_bucket(config, self._stored.proxied_bucket)
+        proxied = workload.proxy_bucket(config, self._proxied.get())
         inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage, proxied)
-        self._stored.proxied_bucket = proxied or ""  # from here on the spec in force proxies it
+        self._proxied.set(proxied or "")
         text = render_pod_spec(inputs)
         spec_hash = self._settled.digest(text)
         if spec_hash == self._stored.spec_hash:
@@ -466,11 +469,12 @@ class MlflowServerCharm(CharmBase):
         except Blocked as problem:
             event.fail(f"fix the config first: {problem.message}")
             return
-        if not self._stored.proxied_bucket:
-            event.fail("no artifacts were ever proxied by this unit: there is nothing to confirm")
+        previous = self._proxied.get()
+        if not previous:
+            event.fail("no artifacts were ever proxied by this application: there is nothing to confirm")
             return
-        event.set_results({"previous-bucket": self._stored.proxied_bucket, "bucket": bucket})
-        self._stored.proxied_bucket = bucket
+        event.set_results({"previous-bucket": previous, "bucket": bucket})
+        self._proxied.set(bucket)
         # The settled inputs do not include the proxied bucket: without this the
         # spec would keep proxying the old bucket until some input changed.
         self._settled.forget()

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Type
 
-from problems import Blocked, Waiting
+from problems import Blocked, Degraded
 
 if TYPE_CHECKING:  # lightkube is imported only by the hooks that sync profiles
     from lightkube import Client
@@ -66,10 +66,11 @@ def owner_labels(app: str, model: str) -> Dict[str, str]:
     return {MANAGED_BY_LABEL: MANAGED_BY, APP_LABEL: app, MODEL_LABEL: model}
 
 
-def unreachable(error: BaseException) -> Waiting:
-    return Waiting(
-        f"cannot reach the Kubernetes API to sync MLflow into Kubeflow profiles ({type(error).__name__}); "
-        "retrying on update-status"
+# Profiles are a copy for notebooks: while the API fails in a way that may
+# pass, MLflow still serves and the unit stays Active, saying so (Degraded).
+def unreachable(error: BaseException) -> Degraded:
+    return Degraded(
+        f"profile sync failing: cannot reach the Kubernetes API ({type(error).__name__}); retrying at the next hook"
     )
 
 
@@ -85,7 +86,7 @@ class SyncReport:
     unfinished: List[str] = field(default_factory=list)  # namespaces the budget did not reach
 
     def check(self, name: str) -> None:
-        """Raise what a person must act on (Blocked) or what the next hook finishes (Waiting)."""
+        """Raise what a person must act on (Blocked) or what the next hook retries (Degraded)."""
         if self.foreign:
             raise Blocked(
                 f"{_few(self.foreign)} named {name} not created by this charm, left alone: "
@@ -93,16 +94,26 @@ class SyncReport:
             )
         if self.refused:
             codes = " ".join(self.refused)
+            if all(f"HTTP {code}" not in codes for code in _NEEDS_A_PERSON):
+                raise Degraded(
+                    f"profile sync failing: the Kubernetes API answered {_few(self.refused)}; retrying at the next hook"
+                )
             # 404 on a create: the namespace went, or no PodDefault kind (no admission-webhook).
             hint = GRANT_HINT if "HTTP 403" in codes or "HTTP 401" in codes else CRD_HINT
             raise Blocked(f"the Kubernetes API refused {_few(self.refused)}: {hint}")
         if self.unfinished:
-            raise Waiting(f"profile sync ran out of time before {_few(self.unfinished)}; retrying on update-status")
+            raise Degraded(
+                f"profile sync incomplete: ran out of time before {_few(self.unfinished)}; retrying at the next hook"
+            )
 
     def results(self) -> Dict[str, str]:
         """Action results: namespace/kind lists, never object contents."""
         fields = ("namespaces", "created", "updated", "deleted", "unchanged", "foreign", "refused", "unfinished")
         return {key: ", ".join(getattr(self, key)) or "-" for key in fields}
+
+
+# Refusals no retry mends: no grant (401, 403), no PodDefault kind (404), our object rejected (422).
+_NEEDS_A_PERSON = (400, 401, 403, 404, 422)
 
 
 def _few(items: List[str], shown: int = 3) -> str:
@@ -126,14 +137,14 @@ def _transport_errors() -> Tuple[Type[BaseException], ...]:
 
 
 def sync_profiles(name: str, objects: Dict[str, Optional[Manifest]], app: str, model: str) -> SyncReport:
-    """List the profiles, then sync each. Raises NotGranted, or Waiting when unreachable."""
+    """List the profiles, then sync each. Raises NotGranted, or Degraded when unreachable."""
     client = _client(model)
     return sync(client, name, objects, owner_labels(app, model), list_profiles(client))
 
 
 def profiles_marker(model: str) -> str:
     """What a settled hook compares to learn whether a profile came or went:
-    the profile names, or "not granted". One request. Raises Waiting."""
+    the profile names, or "not granted". One request. Raises Degraded."""
     try:
         return "\n".join(list_profiles(_client(model)))
     except NotGranted:
@@ -148,7 +159,7 @@ def _client(model: str) -> "Client":
 
 
 def list_profiles(client: "Client") -> List[str]:
-    """Names of the profile namespaces, sorted. NotGranted on 403; Waiting when unreachable."""
+    """Names of the profile namespaces, sorted. NotGranted on 403; Degraded on another failure."""
     from lightkube import ApiError
     from lightkube.resources.core_v1 import Namespace
 
@@ -158,8 +169,9 @@ def list_profiles(client: "Client") -> List[str]:
     except ApiError as e:
         if e.status.code in (401, 403):
             raise NotGranted() from None
-        raise Waiting(
-            f"the Kubernetes API answered HTTP {e.status.code} listing Kubeflow profiles; retrying on update-status"
+        raise Degraded(
+            f"profile sync failing: the Kubernetes API answered HTTP {e.status.code} listing Kubeflow profiles; "
+            "retrying at the next hook"
         )
     except _transport_errors() as e:
         raise unreachable(e) from None
@@ -201,7 +213,7 @@ def sync(
 ) -> SyncReport:
     """Make each namespace hold `objects` (kind: manifest, or None: none of ours).
 
-    Raises Waiting when the API stops answering; what is already done stays.
+    Raises Degraded when the API stops answering; what is already done stays.
     """
     from lightkube import ApiError, codecs
 

@@ -1,4 +1,4 @@
-"""What can stop the charm from reaching Active, as values a hook can report.
+"""What can stop the charm from reaching a plain Active, as values a hook can report.
 
 Every problem carries a message written for the person reading `juju status`:
 it names what is wrong and what to do. Messages never hold relation or config
@@ -45,6 +45,14 @@ class Waiting(Problem):
     """Something is on its way: a peer's data, a pod, a reachable service."""
 
     kind = "waiting"
+
+
+class Degraded(Problem):
+    """MLflow serves, but a side task failed for a reason that may pass (an API
+    error, a timeout): the unit stays Active, its message says what fails, and
+    the next hook tries again."""
+
+    kind = "active"
 
 
 def first_problem(*problems: Optional[Problem]) -> Optional[Problem]:

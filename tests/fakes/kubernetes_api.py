@@ -94,6 +94,7 @@ class FakeKubernetesApi:
         self.objects: Dict[Tuple[str, str, str], dict] = {}  # (resource, namespace, name) -> object
         self.writes: List[Tuple[str, str, str, str]] = []  # (verb, resource, namespace, name)
         self.forbidden: Set[Tuple[str, str]] = set()  # (verb, resource)
+        self.failing: Dict[Tuple[str, str], int] = {}  # (verb, resource) -> the HTTP error it answers
         self.stalled: Set[str] = set()
         self.rules: Optional[List[dict]] = None  # RBAC PolicyRules; None allows everything
         self.unserved: Set[str] = set()  # resources whose CRD is not installed: 404 for any path
@@ -211,6 +212,9 @@ class FakeKubernetesApi:
         if resource in self.fail_with:
             code = self.fail_with[resource]
             return code, _status(code, "InternalError", f"{resource}: the server failed")
+        code = self.failing.get((verb, resource))
+        if code is not None:
+            return code, _status(code, "InternalError", f"cannot {verb} {resource} now")
         return answer()
 
     def _allowed(self, verb: str, resource: str, name: Optional[str]) -> bool:

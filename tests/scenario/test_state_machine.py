@@ -23,6 +23,10 @@ pod); the bucket is checked again only when its keys, name or create option
 change, after a failed /health or after standby; a bucket proxied by a spec
 with serve_artifacts stays proxied until the confirm-artifacts-copied
 action, and serve_artifacts with another default_artifact_root is Blocked.
+That bucket is the application's, not the leader's: it sits in the
+`replicas` peer bag once that relation is listed (in the unit's stored state
+before), and another unit that takes over leadership, with none of this
+unit's stored state, proxies and refuses as this one did.
 
 Readings the model makes where the issue is silent: MinIO keys minio sent
 valid on this relation stand while its newer data is malformed or not there
@@ -51,6 +55,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from ops._private.harness import ActionFailed
 
 import world
+from charm import MlflowServerCharm
 from contracts import ISTIO_PILOT_APP_DATA, MARIADB_UNIT_DATA, MINIO_APP_DATA
 
 MACHINE_SETTINGS = settings(
@@ -67,6 +72,7 @@ OS, DB, INGRESS, PD = "object-storage", "db", "ingress", "pod-defaults"
 ENDPOINTS = frozenset(world.ALL)
 STANDBY = "standby: the leader unit manages the MLflow pod"
 REPLICAS_ID = 99  # the peer relation `replicas`, there once the application scales
+PROXIED_KEY = "proxied-bucket"  # in the `replicas` app bag (src/proxied_bucket.py)
 
 # --- what the peers can send -------------------------------------------------
 
@@ -135,7 +141,7 @@ class World:
     mariadb: Optional[Dict[str, str]] = None  # its unit's bag; None: no unit on the relation
     istio_listed: bool = False
     image_ok: bool = True
-    proxied: Optional[str] = None  # the bucket a spec with serve_artifacts proxied (the charm's memory)
+    proxied: Optional[str] = None  # the bucket a spec with serve_artifacts proxied (the application's memory)
     units: int = 1  # planned units of the application: one MLflow pod each
 
     @property
@@ -273,6 +279,7 @@ class CharmMachine(RuleBasedStateMachine):
         self.kubernetes.pod_ready, self.kubernetes.pod_count, self.kubernetes.status_code = True, 1, 200
         self.kubernetes.ready_pods, self.kubernetes.pod_annotations = None, {}
         self.mlflow.status = 200
+        self.unit_id = 0  # the unit the hooks run on; another takes over in `another_unit_leads`
         self.world = World()
         self.state: scenario.State = None
         self.settled: Optional[Tuple] = None  # inputs_key of the hook that ended Active
@@ -339,6 +346,19 @@ class CharmMachine(RuleBasedStateMachine):
             if expected == "active":
                 self.health_failed = False  # the reconcile found /health answering again
         self._check_published(bags_before, seen, skip=broken)
+        if seen.leader:
+            self._check_proxied_home(self.world.proxied)
+
+    def _check_proxied_home(self, proxied: Optional[str]) -> None:
+        """After a leader's hook the proxied bucket has one home: the peer bag once listed."""
+        stored = self.state.get_stored_state("_stored", owner_path="MlflowServerCharm").content
+        in_unit = stored.get("proxied_bucket") or None
+        try:
+            in_bag = self.state.get_relation(REPLICAS_ID).local_app_data.get(PROXIED_KEY)
+        except KeyError:  # no peer relation listed yet
+            assert in_unit == proxied, f"stored state: proxied {in_unit!r}, expected {proxied!r}"
+            return
+        assert (in_bag, in_unit) == (proxied, None), f"peer bag / stored state: {in_bag!r} / {in_unit!r}"
 
     def _bucket_exists(self, seen: World) -> bool:
         names = {b["Name"] for b in self.s3.list_buckets().get("Buckets", [])}
@@ -581,11 +601,13 @@ class CharmMachine(RuleBasedStateMachine):
         previous, self.world.units = self.world.units, units
         self.kubernetes.pod_count, self.kubernetes.ready_pods = units, ready
         self.mlflow.status = 200 if ready else 503  # the service routes to Ready pods only
+        bag = next((dict(r.local_app_data) for r in self.state.relations if r.id == REPLICAS_ID), {})
         peers = scenario.PeerRelation(
             endpoint="replicas",
             interface="mlflow_server_replicas",
             id=REPLICAS_ID,
-            peers_data={unit: {} for unit in range(1, max(units, previous))},
+            local_app_data=bag,  # Juju keeps the application's bag whatever the unit count
+            peers_data={unit: {} for unit in self._other_units(max(units, previous))},
         )
         others = {r for r in self.state.relations if r.id != REPLICAS_ID}
         self.state = dataclasses.replace(self.state, planned_units=units, relations={*others, peers})
@@ -594,11 +616,39 @@ class CharmMachine(RuleBasedStateMachine):
         if self.world.leader:
             self.settled = None  # same inputs, another number of pods to wait for
         if units > previous:
-            self._hook(self.ctx.on.relation_joined(peers, remote_unit=units - 1), "replicas_joined")
+            self._hook(self.ctx.on.relation_joined(peers, remote_unit=self._other_units(units)[-1]), "replicas_joined")
         else:
-            self._hook(self.ctx.on.relation_departed(peers, remote_unit=previous - 1), "replicas_departed")
-            gone = dataclasses.replace(peers, peers_data={unit: {} for unit in range(1, units)})
+            departing = self._other_units(previous)[-1]
+            self._hook(self.ctx.on.relation_departed(peers, remote_unit=departing), "replicas_departed")
+            # what the hook wrote stays: only the departed unit leaves the relation
+            after = self.state.get_relation(REPLICAS_ID)
+            gone = dataclasses.replace(after, peers_data={unit: {} for unit in self._other_units(units)})
+            others = {r for r in self.state.relations if r.id != REPLICAS_ID}
             self.state = dataclasses.replace(self.state, relations={*others, gone})
+
+    def _other_units(self, units: int):
+        """The ids of the application's other units, when it has `units`."""
+        return [unit for unit in range(units + 1) if unit != self.unit_id][: units - 1]
+
+    @precondition(lambda self: self.world.leader and self.world.units >= 2)
+    @rule()
+    def another_unit_leads(self):
+        """The leader's pod is replaced (or Juju moves leadership): a unit that never set a spec leads.
+        It shares only the application's bags with this one: no stored state, no memos."""
+        self.count_step()
+        self.unit_id += 1
+        self.ctx = scenario.Context(MlflowServerCharm, unit_id=self.unit_id)
+        peers = dataclasses.replace(
+            self.state.get_relation(REPLICAS_ID),
+            peers_data={unit: {} for unit in self._other_units(self.world.units)},
+        )
+        others = {r for r in self.state.relations if r.id != REPLICAS_ID}
+        self.state = dataclasses.replace(
+            self.state, relations={*others, peers}, stored_states=set(), unit_status=scenario.UnknownStatus()
+        )
+        self.settled = self.spec_key = self.bucket_checked = None
+        self.health_failed = False
+        self._hook(self.ctx.on.leader_elected(), "leader_elected_elsewhere")
 
     def _can_confirm(self) -> bool:
         return bool(self.world.leader and self.world.config_valid and self.world.proxied)
@@ -767,6 +817,36 @@ FOUND_SEQUENCES = {
         ("scale", {"units": 3, "data": _Drawn(3)}),
         ("upgrade_charm", {}),
         ("scale", {"units": 1, "data": _Drawn(1)}),
+    ],
+    # issue 21 part 3: the proxied bucket survives a change of leader
+    "a new leader in the middle of a bucket change refuses it too, and takes the confirmation": [
+        SETTLED,
+        ("juju_config", {"setting": ("serve_artifacts", True)}),
+        ("update_status", {}),
+        ("scale", {"units": 2, "data": _Drawn(2)}),
+        ("juju_config", {"setting": ("default_artifact_root", "artifacts")}),
+        ("another_unit_leads", {}),
+        ("update_status", {}),
+        ("confirm_artifacts_copied", {}),
+        ("another_unit_leads", {}),
+        ("update_status", {}),
+    ],
+    "a new leader keeps proxying after serve_artifacts was turned off": [
+        ("deploy", {"related": True, "leader": True, "proxy": True}),
+        ("juju_config", {"setting": ("serve_artifacts", False)}),
+        ("scale", {"units": 3, "data": _Drawn(3)}),
+        ("juju_config", {"setting": ("default_artifact_root", "artifacts")}),
+        ("another_unit_leads", {}),
+        ("update_status", {}),
+        ("juju_config", {"setting": ("serve_artifacts", True)}),
+    ],
+    # found by the machine: Juju keeps the peer bag when a unit leaves
+    "scaling in after a change of leader keeps the proxied bucket": [
+        ("deploy", {"related": True, "leader": True, "proxy": True}),
+        ("scale", {"units": 2, "data": _Drawn(2)}),
+        ("another_unit_leads", {}),
+        ("scale", {"units": 1, "data": _Drawn(1)}),
+        ("juju_config", {"setting": ("default_artifact_root", "artifacts")}),
     ],
     "confirming with nothing proxied fails and changes nothing": [
         SETTLED,

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pod_readiness import NO_POD_OF_SPEC, NOT_READY, Readiness, count_ready
+from pod_readiness import NO_POD_OF_SPEC, NOT_READY, Readiness, _expected, count_ready
 from problems import Waiting
 
 ANNOTATION = "mlflow-server.charm/spec-revision"
@@ -42,3 +42,21 @@ def test_one_unit_keeps_the_single_pod_messages():
         with pytest.raises(Waiting) as raised:
             readiness.check()
         assert raised.value.message == message
+
+
+def test_a_pod_without_status_or_metadata_yet_is_not_ready():
+    scheduled = SimpleNamespace(metadata=pod().metadata, status=None)
+    nameless = SimpleNamespace(metadata=None, status=pod().status)
+    readiness = count_ready([scheduled, nameless], ANNOTATION, "mlflow-server/0#2", expected=1)
+    assert (readiness.current, readiness.ready) == (1, 0)
+    with pytest.raises(Waiting, match=NOT_READY):
+        readiness.check()
+
+
+def test_an_unreadable_planned_unit_count_is_judged_by_one_pod(caplog):
+    def goal_state_unavailable():
+        raise RuntimeError("goal-state failed")
+
+    assert _expected(goal_state_unavailable) == 1
+    assert "cannot read the planned unit count (RuntimeError)" in caplog.text
+    assert _expected(lambda: 3) == 3

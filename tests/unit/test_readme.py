@@ -31,6 +31,7 @@ FIRST_SCREEN_LINES = 60
 # (or as a failed action's message).
 STATUS_CALLS = {
     "ActiveStatus": "active",
+    "Degraded": "active",
     "Blocked": "blocked",
     "BlockedStatus": "blocked",
     "Waiting": "waiting",
