@@ -22,6 +22,7 @@ from ops.model import ActiveStatus, BlockedStatus, Relation, WaitingStatus
 import controller_storage
 import mlflow_workload as workload
 import relation_data as peers
+import workspaces
 from charm_config import CharmConfig, parse_config
 from problems import Blocked, Problem, Problems, Waiting
 from settled_inputs import SettledInputs
@@ -129,13 +130,13 @@ class MlflowServerCharm(CharmBase):
         if self._settled.hold(inputs):
             return
         try:
-            self._converge(readings)
+            config = self._converge(readings)
         except Problem as problem:
             self.unit.status = STATUS[problem.kind](problem.message)
             self._settled.forget()
             logger.info("%s: %s", event.handle.kind, problem.message)
             return
-        self.unit.status = ActiveStatus()
+        self.unit.status = ActiveStatus(workspaces.OVERRIDDEN) if config.serve_artifacts_overridden else ActiveStatus()
         self._settled.remember(inputs, ENDPOINTS)
         logger.info("%s: active", event.handle.kind)
 
@@ -188,7 +189,7 @@ class MlflowServerCharm(CharmBase):
         inputs.update((ep, reading.seen) for ep, reading in readings.items())
         return inputs
 
-    def _converge(self, readings: Dict[str, peers.Reading[Any]]) -> None:
+    def _converge(self, readings: Dict[str, peers.Reading[Any]]) -> CharmConfig:
         """Apply what the inputs allow; raise the Problem to report, or return once
         the MLflow pod of the current spec is ready."""
         # minio and istio-pilot stop handling every relation of theirs while ours
@@ -200,7 +201,10 @@ class MlflowServerCharm(CharmBase):
         storage_reading = readings[peers.OBJECT_STORAGE]
         # Keys that must go (minio left, or the server proxies artifacts) go
         # even when nothing else can be published.
-        withdraw = not storage_reading.related or self.config.get("serve_artifacts") is True
+        withdraw = not storage_reading.related or True in (
+            self.config.get("serve_artifacts"),
+            self.config.get("enable_workspaces"),
+        )
         try:
             config = parse_config(self.config)
         except Blocked:
@@ -234,11 +238,16 @@ class MlflowServerCharm(CharmBase):
         ):
             problems.attempt(self._ensure_bucket, config, storage)
             revision = problems.attempt(self._apply_pod_spec, config, storage, database)
+        if config.workspaces:
+            from workspaces_grant import check_admin_grant
+
+            problems.attempt(check_admin_grant, *self._app_model)
         problems.raise_first()
         if revision is not None:
             self._check_pod_ready(revision)
             self._check_serving(config)
         profiles.raise_first()
+        return config
 
     # --- apply ------------------------------------------------------------
 
@@ -259,7 +268,8 @@ class MlflowServerCharm(CharmBase):
 
     def _publish_ingress(self, config: CharmConfig, relation: Relation) -> None:
         version = peers.ingress_version(self, relation)
-        request = workload.ingress_request(config, self.app.name, self.model.name, version)
+        routed = workspaces.ui_config(config) if config.workspaces else config  # the dashboard's server
+        request = workload.ingress_request(routed, self.app.name, self.model.name, version)
         peers.send_ingress(self, relation, version, request)
 
     def _apply_pod_spec(self, config: CharmConfig, storage: peers.ObjectStorage, database: peers.Database) -> str:
@@ -269,6 +279,8 @@ class MlflowServerCharm(CharmBase):
         from pod_spec import PodSpecInputs, render_pod_spec, with_revision
 
         image = read_image_details(self.model.resources)
+        if config.workspaces:
+            workspaces.check_image(image["imagePath"])
         proxied = workload.proxy_bucket(config, self._stored.proxied_bucket)
         inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage, proxied)
         self._stored.proxied_bucket = proxied or ""  # from here on the spec in force proxies it

@@ -28,6 +28,13 @@ class CharmConfig:
     worker_timeout: int
     multipart_chunk_mib: int
     sync_profiles: bool
+    # The multi-tenant mode (src/workspaces.py). Defaults as in config.yaml, so
+    # a config read before these options existed renders as it did.
+    workspaces: bool = False
+    # enable_workspaces forces serve_artifacts on; this says the user had it off.
+    serve_artifacts_overridden: bool = False
+    workspaces_auth_cache_ttl: int = 300
+    workspaces_ui_port: int = 5001
 
 
 def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -40,6 +47,10 @@ def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
 
 def _int_in_range(raw: Mapping[str, Any], name: str, low: int, high: int) -> int:
     value: int = _option(raw, name, int)
+    return _in_range(name, value, low, high)
+
+
+def _in_range(name: str, value: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise Blocked(f"config option {name}={value} is out of range {low}-{high}")
     return value
@@ -79,11 +90,14 @@ def _list(raw: Mapping[str, Any], name: str, pattern: "re.Pattern[str]") -> Tupl
 
 def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
     """Validate every option; raises Blocked naming the first bad one."""
-    return CharmConfig(
+    serve_artifacts: bool = _option(raw, "serve_artifacts", bool)
+    # A notebook gets no MinIO keys with workspaces: every artifact goes through the proxy.
+    workspaces: bool = _newer(raw, "enable_workspaces", bool, False)
+    config = CharmConfig(
         port=_int_in_range(raw, "mlflow_port", 1024, 65535),
         bucket=_bucket(raw),
         create_bucket=_option(raw, "create_default_artifact_root_if_missing", bool),
-        serve_artifacts=_option(raw, "serve_artifacts", bool),
+        serve_artifacts=serve_artifacts or workspaces,
         workers=_int_in_range(raw, "workers", 1, 64),
         nodeport_enabled=_option(raw, "enable_mlflow_nodeport", bool),
         nodeport=_int_in_range(raw, "mlflow_nodeport", 30000, 32767),
@@ -94,4 +108,23 @@ def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
         # S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
         multipart_chunk_mib=_int_in_range(raw, "multipart_upload_chunk_size", 5, 5120),
         sync_profiles=_option(raw, "sync_profiles", bool),
+        workspaces=workspaces,
+        serve_artifacts_overridden=workspaces and not serve_artifacts,
+        # The plugin refuses 0 (auth/authorizer.py); a day bounds how long a
+        # revoked RoleBinding keeps working.
+        workspaces_auth_cache_ttl=_in_range(
+            "workspaces_auth_cache_ttl", _newer(raw, "workspaces_auth_cache_ttl", int, 300), 1, 86400
+        ),
+        workspaces_ui_port=_in_range("workspaces_ui_port", _newer(raw, "workspaces_ui_port", int, 5001), 1024, 65535),
     )
+    if config.workspaces and config.workspaces_ui_port == config.port:
+        raise Blocked(
+            f"config option workspaces_ui_port={config.workspaces_ui_port} equals mlflow_port: "
+            "the dashboard's server needs a port of its own"
+        )
+    return config
+
+
+def _newer(raw: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
+    """An option added after the others: absent (an older caller's dict) reads as its default."""
+    return default if name not in raw else _option(raw, name, kind)

@@ -161,7 +161,12 @@ def notebook_env(config: CharmConfig, storage: Optional[ObjectStorage], app: str
 
     With proxied artifacts the server talks to MinIO itself, so notebooks get
     no keys; until object-storage is ready they get the tracking URI alone.
+    With workspaces, the pod's own token instead (src/workspaces.py).
     """
+    if config.workspaces:
+        import workspaces
+
+        return workspaces.notebook_env(tracking_uri(app, model, config.port))
     env = {"MLFLOW_TRACKING_URI": tracking_uri(app, model, config.port)}
     if storage is not None and not config.serve_artifacts:
         env["MLFLOW_S3_ENDPOINT_URL"] = s3_endpoint_url(storage)
@@ -185,7 +190,8 @@ def without_minio_keys(pod_defaults: Mapping[str, Any]) -> Dict[str, Any]:
     if not isinstance(pod_defaults.get("minio"), dict):
         return dict(pod_defaults)  # nothing published for notebooks yet
     env = pod_defaults["minio"].get("env") or {}
-    return {"minio": {"env": {k: v for k, v in env.items() if k == "MLFLOW_TRACKING_URI"}}}
+    kept = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_AUTH")
+    return {"minio": {"env": {k: v for k, v in env.items() if k in kept}}}
 
 
 def seldon_rclone_env(storage: ObjectStorage) -> Dict[str, str]:
@@ -272,7 +278,12 @@ def profile_objects(
 ) -> Dict[str, Optional[Dict[str, Any]]]:
     """{kind: manifest or None} in the order they must be applied: the Secret
     exists before a PodDefault refers to it. None means: remove ours."""
-    return {
+    objects = {
         "Secret": profile_secret(config, storage, app),
         "PodDefault": profile_pod_default(config, storage, app, model),
     }
+    if config.workspaces:
+        import workspaces
+
+        return workspaces.profile_objects(objects, objects["PodDefault"])
+    return objects

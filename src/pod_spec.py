@@ -80,6 +80,11 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
     config = inputs.config
     literal = workload.kubernetes_literal
     env = workload.server_env(config, inputs.storage, inputs.app, inputs.model)
+    command = workload.server_command(config, inputs.proxied_bucket)
+    mode: Dict[str, Any] = {"ui": None, "service_account": None, "crds": None}
+    if config.workspaces:
+        mode = _workspaces(inputs, command, env)
+        command, env = mode["command"], mode["env"]
     # Juju 2.9 never deletes a service a spec stops declaring: off, the
     # NodePort service stays declared, as a ClusterIP one that no node exposes.
     # Declared from the start, so an upgrade also closes one an older charm left.
@@ -96,7 +101,7 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
             container=workload.CONTAINER,
             image=dict(inputs.image),
             port=config.port,
-            command=[literal(arg) for arg in workload.server_command(config, inputs.proxied_bucket)],
+            command=[literal(arg) for arg in command],
             env={name: literal(value) for name, value in env.items()},
             secrets=_secrets(inputs),
             db_secret=secret_names(inputs.app)["db"],
@@ -104,8 +109,35 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
             health_path=workload.HEALTH_PATH,
             nodeport=nodeport,
             annotations={},
+            ui=mode["ui"],
+            service_account=mode["service_account"],
+            crds=mode["crds"],
         )
     )
+
+
+def _workspaces(inputs: PodSpecInputs, command: List[str], env: Dict[str, str]) -> Dict[str, Any]:
+    """What enable_workspaces changes in the spec: src/workspaces.py decides,
+    this lays it out (the second server, its service account, the CRD)."""
+    import workspaces
+
+    config, literal = inputs.config, workload.kubernetes_literal
+    command = command + workspaces.server_args()
+    ui_hosts = workload.allowed_hosts(workspaces.ui_config(config), inputs.app, inputs.model)
+    ui_env = workspaces.ui_server_env(env, config, ui_hosts)
+    return {
+        "command": command,
+        "env": workspaces.token_server_env(env, config),
+        "ui": {
+            "name": workspaces.UI_CONTAINER,
+            "port_name": workspaces.UI_PORT_NAME,
+            "port": config.workspaces_ui_port,
+            "command": [literal(arg) for arg in workspaces.ui_command(command, config)],
+            "env": {name: literal(value) for name, value in ui_env.items()},
+        },
+        "service_account": workspaces.service_account(),
+        "crds": workspaces.custom_resource_definitions(),
+    }
 
 
 def with_revision(text: str, revision: str) -> Dict[str, Any]:

@@ -11,7 +11,10 @@
 - Failures a test switches on: `status_code` (the pod list answers it),
   `forbid(verb, resource)` (403 Forbidden, as RBAC says it), `rules` (a
   ClusterRole's rules, enforced as RBAC does, resourceNames included) and
-  `stall(resource)` (the answer comes after `stall_seconds`, i.e. a timeout).
+  `stall(resource)` (the answer comes after `stall_seconds`, i.e. a timeout),
+  `fail_with[resource] = code` (every request on it answers that error).
+- ClusterRoles (get only) and NetworkPolicies, and `apply_workspaces_rbac()`:
+  the objects of mlflow-workspaces-rbac.yaml as an admin applies them.
 
 The charm's lightkube client talks to it over real HTTP through a kubeconfig
 file, as it would to a cluster.
@@ -32,11 +35,15 @@ PROFILE_LABELS = {"app.kubernetes.io/part-of": "kubeflow-profile", "pipelines.ku
 KINDS = {
     "secrets": ("v1", "Secret", "/api/v1"),
     "poddefaults": ("kubeflow.org/v1alpha1", "PodDefault", "/apis/kubeflow.org/v1alpha1"),
+    "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicy", "/apis/networking.k8s.io/v1"),
 }
+# Cluster-scoped kinds the charm only reads (enable_workspaces asks whether the admin's file is applied).
+CLUSTER_KINDS = {"clusterroles": ("rbac.authorization.k8s.io/v1", "ClusterRole", "/apis/rbac.authorization.k8s.io/v1")}
 VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "DELETE": "delete"}
 
 
 RBAC_FILE = Path(__file__).resolve().parents[2] / "kubeflow-profiles-rbac.yaml"
+WORKSPACES_RBAC_FILE = Path(__file__).resolve().parents[2] / "mlflow-workspaces-rbac.yaml"
 
 
 def rbac_rules() -> List[dict]:
@@ -45,6 +52,13 @@ def rbac_rules() -> List[dict]:
 
     docs = list(yaml.safe_load_all(RBAC_FILE.read_text()))
     return next(d for d in docs if d["kind"] == "ClusterRole")["rules"]
+
+
+def workspaces_rbac() -> List[dict]:
+    """The objects of mlflow-workspaces-rbac.yaml, as a cluster admin applies them."""
+    import yaml
+
+    return list(yaml.safe_load_all(WORKSPACES_RBAC_FILE.read_text()))
 
 
 def _status(code: int, reason: str, message: str) -> dict:
@@ -84,6 +98,7 @@ class FakeKubernetesApi:
         self.rules: Optional[List[dict]] = None  # RBAC PolicyRules; None allows everything
         self.unserved: Set[str] = set()  # resources whose CRD is not installed: 404 for any path
         self.stall_seconds = 10.0
+        self.fail_with: Dict[str, int] = {}  # resource -> an HTTP error code every request on it answers
         self._lock = threading.Lock()
         api = self
 
@@ -137,6 +152,16 @@ class FakeKubernetesApi:
         """An object someone else made (not recorded as a write)."""
         self.objects[(resource, namespace, obj["metadata"]["name"])] = copy.deepcopy(obj)
 
+    def apply_workspaces_rbac(self) -> None:
+        """`kubectl apply -f mlflow-workspaces-rbac.yaml`: its objects exist, and the
+        operator's grant joins whatever `rules` hold."""
+        plural = {"ClusterRole": "clusterroles", "NetworkPolicy": "networkpolicies"}
+        for obj in workspaces_rbac():
+            if obj["kind"] in plural:
+                self.put(plural[obj["kind"]], obj["metadata"].get("namespace", ""), obj)
+            if obj["kind"] == "ClusterRole" and obj["metadata"]["name"].endswith("-check") and self.rules is not None:
+                self.rules = self.rules + obj["rules"]
+
     def get(self, resource: str, namespace: str, name: str) -> Optional[dict]:
         obj = self.objects.get((resource, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
@@ -159,6 +184,11 @@ class FakeKubernetesApi:
             return self._guarded("list", "namespaces", lambda: (200, self._namespace_list(query)))
         if parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
             return 200, self.pod_list(parts[3], query.get("labelSelector", [""])[0])
+        for resource, (_, _, prefix) in CLUSTER_KINDS.items():
+            base = prefix.strip("/").split("/") + [resource]
+            if parts[: len(base)] == base and len(parts) == len(base) + 1 and method == "GET":
+                answer = functools.partial(self._cluster_object, resource, parts[-1])
+                return self._guarded("get", resource, answer, name=parts[-1])
         for resource, (_, _, prefix) in KINDS.items():
             if resource in self.unserved:
                 continue
@@ -178,6 +208,9 @@ class FakeKubernetesApi:
             time.sleep(self.stall_seconds)
         if (verb, resource) in self.forbidden or not self._allowed(verb, resource, name):
             return 403, _status(403, "Forbidden", f"{resource} is forbidden: cannot {verb}")
+        if resource in self.fail_with:
+            code = self.fail_with[resource]
+            return code, _status(code, "InternalError", f"{resource}: the server failed")
         return answer()
 
     def _allowed(self, verb: str, resource: str, name: Optional[str]) -> bool:
@@ -188,6 +221,12 @@ class FakeKubernetesApi:
             if resource in rule["resources"] and verb in rule["verbs"] and (not names or name in names):
                 return True
         return False
+
+    def _cluster_object(self, resource: str, name: str) -> Tuple[int, dict]:
+        found = self.objects.get((resource, "", name))
+        if found is None:
+            return 404, _status(404, "NotFound", f'{resource} "{name}" not found')
+        return 200, copy.deepcopy(found)
 
     def _namespace_list(self, query: dict) -> dict:
         selector = query.get("labelSelector", [""])[0]

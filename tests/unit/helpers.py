@@ -19,6 +19,9 @@ DEFAULT_CONFIG = {
     "worker_timeout": 600,
     "multipart_upload_chunk_size": 16,
     "sync_profiles": True,
+    "enable_workspaces": False,
+    "workspaces_auth_cache_ttl": 300,
+    "workspaces_ui_port": 5001,
 }
 
 # Every character a URI, YAML or a shell could trip on.
