@@ -13,31 +13,14 @@
   contributor added through the dashboard gets one from KFAM
   (components/access-management/kfam/bindings.go):
   `user-<escaped email>-clusterrole-<edit|view>` to kubeflow-edit or -view.
-- MLflow's own roles, aggregated into those three: what the charm's
-  admin-applied RBAC file ships (`MLFLOW_ROLES`).
+MLflow's own roles, aggregated into those three, come from the charm's
+admin-applied mlflow-workspaces-rbac.yaml itself.
 """
 
 import re
 from typing import Dict, List
 
 AGGREGATE = "rbac.authorization.kubeflow.org/aggregate-to-kubeflow-{}"
-MLFLOW_GROUP = "mlflow.kubeflow.org"
-# auth/constants.py ALLOWED_RESOURCES of mlflow-kubernetes-plugins 2.1.0
-MLFLOW_RESOURCES = [
-    "assistants",
-    "datasets",
-    "experiments",
-    "gatewaybudgets",
-    "gatewayendpoints",
-    "gatewayguardrails",
-    "gatewaymodeldefinitions",
-    "gatewaysecrets",
-    "mcpservers",
-    "registeredmodels",
-    "skills",
-]
-READ = ["get", "list"]
-WRITE = ["get", "list", "create", "update", "delete"]
 
 
 def _cluster_role(name: str, labels: Dict[str, str], rules: List[dict], aggregate_from: str = "") -> dict:
@@ -60,19 +43,6 @@ def kubeflow_roles() -> List[dict]:
         _cluster_role("kubeflow-admin", {}, [], aggregate_from="admin"),
         _cluster_role("kubeflow-edit", {AGGREGATE.format("admin"): "true"}, [], aggregate_from="edit"),
         _cluster_role("kubeflow-view", {AGGREGATE.format("edit"): "true"}, [], aggregate_from="view"),
-    ]
-
-
-def mlflow_roles() -> List[dict]:
-    """MLflow's ClusterRoles aggregated into Kubeflow's: view reads, edit (and so admin) writes.
-
-    Stand-in for the admin-applied RBAC file's roles (owned by the charm side) until
-    that file carries them; the test loads whichever exists (see `charm_rbac_roles`).
-    """
-    rule = {"apiGroups": [MLFLOW_GROUP], "resources": MLFLOW_RESOURCES}
-    return [
-        _cluster_role("kubeflow-mlflow-view", {AGGREGATE.format("view"): "true"}, [{**rule, "verbs": READ}]),
-        _cluster_role("kubeflow-mlflow-edit", {AGGREGATE.format("edit"): "true"}, [{**rule, "verbs": WRITE}]),
     ]
 
 

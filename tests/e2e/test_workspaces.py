@@ -20,16 +20,22 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Dict, Optional, Tuple
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import kubeflow_rbac
 import pytest
-import workspaces
-from harness import BUCKET
-from mlflow_venvs import NoPython, ensure_workspaces_venv
-from servers import S3_ACCESS_KEY, S3_SECRET_KEY
+import workspace_pods
+import yaml
+from charm_driver import CharmDriver
+from harness import BUCKET, loopback_tracking_uri
+from mlflow_venvs import NEWEST_MLFLOW, ROOT, NoPython, ensure_workspaces_venv, image_of
+from pod_runner import containers
 
+from contracts import APP
+from contracts import MODEL as JUJU_MODEL
+from fakes.kubernetes_api import FakeKubernetesApi
 from fakes.kubernetes_cluster import FakeCluster
+from fakes.network_guard import free_port
 
 HERE = Path(__file__).resolve().parent
 PROFILES = {"alice": "alice@example.com", "bob": "bob@example.com"}
@@ -91,7 +97,7 @@ class Tenancy:
         return self.call(method, path, token=self.token("bob"), workspace="bob", **kwargs)
 
 
-def _wait_healthy(server: workspaces.PodProcess, port: int, timeout: float = 180) -> None:
+def _wait_healthy(server: workspace_pods.PodProcess, port: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -106,34 +112,29 @@ def _wait_healthy(server: workspaces.PodProcess, port: int, timeout: float = 180
     raise TimeoutError(f"{server.name} not healthy within {timeout:.0f} s:\n{server.tail()}")
 
 
-def _notebook(tenancy_args, namespace: str) -> subprocess.Popen:
-    cluster, port, image_bin, workdir = tenancy_args
-    identity = workspaces.identity_for(cluster, workdir, namespace, "default-editor")
-    home = workdir / f"notebook-{namespace}"
+def _notebook(tenancy: "Tenancy", namespace: str, pod_default_env: Dict[str, str]) -> subprocess.Popen:
+    identity = workspace_pods.identity_for(tenancy.cluster, tenancy.workdir, namespace, "default-editor")
+    home = tenancy.workdir / f"notebook-{namespace}"
     downloads = home / "downloads"
     downloads.mkdir(parents=True)
-    # The keyless PodDefault's env: the tracking URI, the auth mode, and an experiment
-    # name. A workspace has no experiment 0 ("Default" lives in MLflow's default
-    # workspace only), so the tutorial's bare `mlflow.start_run()` answers
-    # RESOURCE_DOES_NOT_EXIST; with MLFLOW_EXPERIMENT_NAME the client creates the
-    # experiment in the notebook's workspace on first use (mlflow/tracking/fluent.py
-    # `_get_experiment_id_from_env`).
-    env = workspaces.pod_env(
-        cluster,
-        identity,
-        {
-            "PATH": f"{image_bin}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home),
-            "LANG": "C.UTF-8",
-            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
-            "MLFLOW_TRACKING_AUTH": "kubernetes-namespaced",
-            "MLFLOW_EXPERIMENT_NAME": "Default",
-        },
-    )
-    argv = [str(image_bin / "python"), str(HERE / "notebook.py"), BUCKET, str(downloads)]
+    env = {
+        "PATH": f"{tenancy.image_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        # The keyless PodDefault's env, its in-cluster URI swapped for loopback.
+        **pod_default_env,
+        "MLFLOW_TRACKING_URI": loopback_tracking_uri(pod_default_env["MLFLOW_TRACKING_URI"]),
+        # A workspace has no experiment 0 ("Default" lives in MLflow's default
+        # workspace only), so the tutorial's bare `mlflow.start_run()` answers
+        # RESOURCE_DOES_NOT_EXIST; with MLFLOW_EXPERIMENT_NAME the client creates
+        # the experiment in the notebook's workspace on first use
+        # (mlflow/tracking/fluent.py `_get_experiment_id_from_env`).
+        "MLFLOW_EXPERIMENT_NAME": "Default",
+    }
+    argv = [str(tenancy.image_bin / "python"), str(HERE / "notebook.py"), BUCKET, str(downloads)]
     return subprocess.Popen(
-        workspaces.in_pod(argv, identity),
-        env=env,
+        workspace_pods.in_pod(argv, identity),
+        env=workspace_pods.pod_env(tenancy.cluster, identity, env),
         cwd=home,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -148,6 +149,21 @@ def _report(process: subprocess.Popen, namespace: str) -> dict:
         tail = "\n".join(output.splitlines()[-40:])
         raise AssertionError(f"{namespace}'s notebook failed (exit {process.returncode}):\n{tail}")
     return json.loads(lines[-1].split(" ", 1)[1])
+
+
+def _rendered_spec(workdir: Path, s3, mariadb, database: str, token_port: int, ui_port: int):
+    """The charm's pod spec and PodDefaults with enable_workspaces, after the tutorial's deploy and relate."""
+    with FakeKubernetesApi() as charm_api:
+        driver = CharmDriver(workdir, charm_api.write_kubeconfig(workdir / "charm-kubeconfig"))
+        config = {"mlflow_port": token_port, "workspaces_ui_port": ui_port, "workers": 1, "enable_workspaces": True}
+        outcome = driver.tutorial(image_of(NEWEST_MLFLOW), s3.app_data(), mariadb.unit_data(database), config)
+    return outcome.spec, outcome.pod_defaults["minio"]["env"]
+
+
+def _admin_rbac() -> list:
+    """The RBAC objects of the admin-applied file: MLflow's roles aggregated into Kubeflow's."""
+    documents = yaml.safe_load_all((ROOT / "mlflow-workspaces-rbac.yaml").read_text())
+    return [d for d in documents if d and d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
 @pytest.fixture(scope="module")
@@ -165,56 +181,51 @@ def tenancy(workroot, mariadb, s3):
         s3.empty(BUCKET)
     else:
         client.create_bucket(Bucket=BUCKET)
-    data = mariadb.unit_data(database)
-    db_uri = (
-        f"mysql+pymysql://{quote(data['user'], safe='')}:{quote(data['password'], safe='')}"
-        f"@{data['host']}:{data['port']}/{data['database']}"
-    )
+    token_port, ui_port = free_port(), free_port()
+    spec, pod_default_env = _rendered_spec(workdir, s3, mariadb, database, token_port, ui_port)
+    by_port = {c.readiness[1]: c for c in containers(spec) if not c.init}
+    init = [c for c in containers(spec) if c.init]
 
     with FakeCluster(workdir / "cluster") as cluster:
-        cluster.add_namespace("kubeflow")
+        cluster.add_namespace(JUJU_MODEL)
         for namespace in PROFILES:
             cluster.add_profile(namespace)
         cluster.load(kubeflow_rbac.kubeflow_roles())
-        cluster.load(kubeflow_rbac.mlflow_roles())
+        cluster.load(_admin_rbac())
         for namespace, owner in PROFILES.items():
             cluster.load(kubeflow_rbac.profile_bindings(namespace, owner))
         cluster.load([kubeflow_rbac.contributor_binding("alice", VIEWER, "view")])
-        cluster.load(kubeflow_rbac.global_role_documents("kubeflow", "mlflow-server", workspaces.SERVER_RULES))
+        for role in spec["serviceAccount"]["roles"]:
+            cluster.load(kubeflow_rbac.global_role_documents(JUJU_MODEL, APP, role["rules"]))
 
-        from fakes.network_guard import free_port
+        identity = workspace_pods.identity_for(cluster, workdir, JUJU_MODEL, APP)
+        tenancy = Tenancy(cluster, token_port, ui_port, s3, image_bin, workdir)
 
-        commands = workspaces.server_commands(BUCKET, free_port(), free_port())
-        server_identity = workspaces.identity_for(cluster, workdir, "kubeflow", "mlflow-server")
-        keys = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}
+        def launch(container):
+            env = {"PATH": f"{image_bin}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **container.env}
+            env["HOME"] = str(workdir / f"home-{container.name}")
+            return workspace_pods.PodProcess(
+                container.name, container.argv, workspace_pods.pod_env(cluster, identity, env), identity, workdir
+            )
+
         started = []
         try:
+            for container in init:
+                process = launch(container)
+                assert process.process.wait(timeout=600) == 0, process.tail()
             # The UI server starts once the token server has made the empty database's
             # schema (two servers creating it at once race), and warms up while the
             # notebooks run.
-            for name in ("token", "ui"):
-                command = commands[name]
-                env = workspaces.server_env(
-                    image_bin,
-                    workdir / f"home-{name}",
-                    {**command["env"], "MLFLOW_BACKEND_STORE_URI": db_uri},
-                    s3.endpoint,
-                    keys,
-                )
-                server = workspaces.PodProcess(
-                    f"server-{name}", command["argv"], workspaces.pod_env(cluster, server_identity, env),
-                    server_identity, workdir,
-                )  # fmt: skip
-                started.append(server)
-                if name == "token":
-                    _wait_healthy(server, command["port"])
-            tenancy = Tenancy(cluster, commands["token"]["port"], commands["ui"]["port"], s3, image_bin, workdir)
+            token_server = launch(by_port[token_port])
+            started.append(token_server)
+            _wait_healthy(token_server, token_port)
+            ui_server = launch(by_port[ui_port])
+            started.append(ui_server)
             # Both profiles' notebooks at once, as two users would.
-            args = (cluster, tenancy.token_port, image_bin, workdir)
-            running = {namespace: _notebook(args, namespace) for namespace in PROFILES}
+            running = {namespace: _notebook(tenancy, namespace, pod_default_env) for namespace in PROFILES}
             for namespace, process in running.items():
                 tenancy.reports[namespace] = _report(process, namespace)
-            _wait_healthy(started[1], tenancy.ui_port)
+            _wait_healthy(ui_server, ui_port)
             for namespace in PROFILES:
                 run_id = tenancy.reports[namespace]["run_id"]
                 status, body = tenancy.call(
@@ -371,10 +382,10 @@ def test_alice_naming_bobs_workspace_herself_is_denied(tenancy):
 
 def test_mlflow_client_set_workspace_to_bobs_is_denied(tenancy):
     """`mlflow.set_workspace("bob")` in alice's notebook: the client sends bob's name, the server refuses."""
-    identity = workspaces.identity_for(tenancy.cluster, tenancy.workdir, "alice", "default-editor")
+    identity = workspace_pods.identity_for(tenancy.cluster, tenancy.workdir, "alice", "default-editor")
     home = tenancy.workdir / "notebook-alice-set-workspace"
     home.mkdir()
-    env = workspaces.pod_env(
+    env = workspace_pods.pod_env(
         tenancy.cluster,
         identity,
         {
@@ -397,7 +408,9 @@ def test_mlflow_client_set_workspace_to_bobs_is_denied(tenancy):
         "        out[name] = [e.error_code, str(e)]\n"
         "print('CLIENT-REPORT ' + json.dumps(out))\n"
     )
-    result = workspaces.run_in_pod([str(tenancy.image_bin / "python"), "-c", script], env, identity, home, timeout=120)
+    result = workspace_pods.run_in_pod(
+        [str(tenancy.image_bin / "python"), "-c", script], env, identity, home, timeout=120
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith("CLIENT-REPORT ")]
     assert lines, result.stdout + result.stderr
     report = json.loads(lines[-1].split(" ", 1)[1])
@@ -499,7 +512,7 @@ def test_artifact_path_climbing_out_is_refused(tenancy):
 
 
 def test_view_contributor_reads_but_cannot_write_through_the_ui_server(tenancy):
-    headers = {workspaces.USER_HEADER: VIEWER, workspaces.GROUPS_HEADER: "system:authenticated"}
+    headers = {workspace_pods.USER_HEADER: VIEWER, workspace_pods.GROUPS_HEADER: "system:authenticated"}
     status, body = tenancy.call(
         "POST", f"{API}/experiments/search", workspace="alice", body=SEARCH, headers=headers, port=tenancy.ui_port
     )
@@ -517,7 +530,7 @@ def test_view_contributor_reads_but_cannot_write_through_the_ui_server(tenancy):
 
 
 def test_owner_sees_only_her_workspaces_through_the_ui_server(tenancy):
-    headers = {workspaces.USER_HEADER: PROFILES["alice"]}
+    headers = {workspace_pods.USER_HEADER: PROFILES["alice"]}
     status, body = tenancy.call("GET", "/api/3.0/mlflow/workspaces", headers=headers, port=tenancy.ui_port)
     assert status == 200, body
     assert {w["name"] for w in body.get("workspaces", [])} == {"alice"}
@@ -533,7 +546,7 @@ def test_owner_sees_only_her_workspaces_through_the_ui_server(tenancy):
 
 
 def test_token_port_never_trusts_the_user_header(tenancy):
-    headers = {workspaces.USER_HEADER: PROFILES["bob"]}
+    headers = {workspace_pods.USER_HEADER: PROFILES["bob"]}
     status, body = tenancy.call("POST", f"{API}/experiments/search", workspace="bob", body=SEARCH, headers=headers)
     assert status == 401, body
 

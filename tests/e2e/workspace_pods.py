@@ -22,12 +22,9 @@ from typing import Dict, List, Mapping, Sequence
 from pod_runner import NODE_ENV
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-PROFILE_SELECTOR = "app.kubernetes.io/part-of=kubeflow-profile"
-# The header names Kubeflow's gateway sets (oauth2-proxy / the auth service) and
-# the separator it joins groups with.
+# The headers Kubeflow's gateway sets, which the UI server trusts.
 USER_HEADER = "kubeflow-userid"
 GROUPS_HEADER = "kubeflow-groups"
-GROUPS_SEPARATOR = ","
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,7 +48,11 @@ def in_pod(argv: Sequence[str], identity: Path) -> List[str]:
     """`argv` run with `identity` (a directory of token, ca.crt, namespace) as its service-account mount."""
     if not private_mounts_supported():
         return list(argv)
-    script = 'mount --bind "$0" /var/run/secrets/kubernetes.io/serviceaccount && shift && exec "$@"'
+    # A container's own /tmp too: the spec's servers both use /tmp/mlflow-metrics.
+    script = (
+        'mount --bind "$0" /var/run/secrets/kubernetes.io/serviceaccount'
+        ' && mount -t tmpfs -o mode=1777 tmpfs /tmp && shift && exec "$@"'
+    )
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(identity), "--", *argv]
 
 
@@ -65,68 +66,6 @@ def pod_env(cluster, identity: Path, base: Mapping[str, str]) -> Dict[str, str]:
         namespace = (identity / "namespace").read_text()
         env["KUBECONFIG"] = str(cluster.kubeconfig(identity / "kubeconfig", token, namespace))
     return env
-
-
-def server_commands(bucket: str, token_port: int, ui_port: int) -> Dict[str, Dict[str, object]]:
-    """The two servers' argv and env, as the charm's multi-tenant spec should render them.
-
-    Stand-in until the charm's rendered spec carries them (then the test runs
-    the spec's containers instead). What each setting comes from:
-    `--enable-workspaces` with `--workspace-store-uri kubernetes://` (mlflow/cli:
-    the URI alone is ignored); `--app-name kubernetes-auth` (the plugin's
-    `mlflow.app` entry point); `MLFLOW_K8S_*` (auth/constants.py,
-    workspace_plugin/provider.py); job execution off
-    (`MLFLOW_SERVER_ENABLE_JOB_EXECUTION`: nothing here uses jobs, and it starts
-    eight extra processes per server). The database URI holds a password: it
-    goes in `MLFLOW_BACKEND_STORE_URI` (from a Secret in the pod), never in argv.
-    """
-    common = [
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        f"s3://{bucket}/",
-        "--enable-workspaces",
-        "--workspace-store-uri",
-        "kubernetes://",
-        "--app-name",
-        "kubernetes-auth",
-        "--workers",
-        "1",
-    ]
-    env = {
-        "MLFLOW_K8S_WORKSPACE_LABEL_SELECTOR": PROFILE_SELECTOR,
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
-    return {
-        "token": {
-            "argv": [*common, "--port", str(token_port)],
-            "env": {**env, "MLFLOW_K8S_AUTH_AUTHORIZATION_MODE": "self_subject_access_review"},
-            "port": token_port,
-        },
-        "ui": {
-            "argv": [*common, "--port", str(ui_port)],
-            "env": {
-                **env,
-                "MLFLOW_K8S_AUTH_AUTHORIZATION_MODE": "subject_access_review",
-                "MLFLOW_K8S_AUTH_REMOTE_USER_HEADER": USER_HEADER,
-                "MLFLOW_K8S_AUTH_REMOTE_GROUPS_HEADER": GROUPS_HEADER,
-                "MLFLOW_K8S_AUTH_REMOTE_GROUPS_SEPARATOR": GROUPS_SEPARATOR,
-            },
-            "port": ui_port,
-        },
-    }
-
-
-# What the server's service account may do: the pod spec's global role (namespaces and
-# mlflowconfigs list/watch, subjectaccessreviews create), as the issue lists it.
-SERVER_RULES = [
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
-    {"apiGroups": ["mlflow.kubeflow.org"], "resources": ["mlflowconfigs"], "verbs": ["list", "watch"]},
-    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
-]
 
 
 class PodProcess:
@@ -167,18 +106,6 @@ def run_in_pod(argv: Sequence[str], env: Mapping[str, str], identity: Path, cwd:
     return subprocess.run(
         in_pod(argv, identity), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-def server_env(image_bin: Path, home: Path, extra: Mapping[str, str], s3_endpoint: str, keys: Mapping[str, str]):
-    home.mkdir(parents=True, exist_ok=True)
-    return {
-        "PATH": f"{image_bin}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
-        **keys,
-        **extra,
-    }
 
 
 def identity_for(cluster, root: Path, namespace: str, service_account: str) -> Path:
