@@ -12,12 +12,16 @@ into bob's data the issue lists, one test each.
 """
 
 import base64
+import http.client
 import json
+import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 from urllib.parse import urlencode
@@ -562,3 +566,84 @@ def test_a_new_profile_is_a_workspace_at_once(tenancy):
             break
         time.sleep(0.5)
     assert status == 200, body
+
+
+# --- the dashboard through the gateway, in a browser --------------------------------------
+
+
+class _Gateway:
+    """Stands in for Istio's ingress gateway with Kubeflow's auth: every request reaches the
+    UI server with the logged-in user's kubeflow-userid header, and a header the browser
+    sent itself is dropped, as the gateway's auth filter replaces it."""
+
+    def __init__(self, upstream: int, user: str):
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in (workspace_pods.USER_HEADER, workspace_pods.GROUPS_HEADER, "host")
+                }
+                headers[workspace_pods.USER_HEADER] = user
+                connection = http.client.HTTPConnection("127.0.0.1", upstream, timeout=60)
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                connection.close()
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.skip("no chromium: install Debian's chromium (as .ci/run does) for the dashboard test")
+    return found
+
+
+def test_dashboard_shows_alice_her_experiment_and_not_bobs(tenancy):
+    chromium = _chromium()
+    marks = {}
+    for namespace in PROFILES:
+        marks[namespace] = f"{namespace}-study-{uuid.uuid4().hex[:6]}"
+        status, body = tenancy.call(
+            "POST", f"{API}/experiments/create", tenancy.token(namespace), namespace, body={"name": marks[namespace]}
+        )
+        assert status == 200, body
+    gateway = _Gateway(tenancy.ui_port, PROFILES["alice"])
+    profile = tenancy.workdir / "chromium-profile"
+    try:
+        result = subprocess.run(
+            [
+                chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-default-apps", "--no-pings", "--virtual-time-budget=30000",
+                "--dump-dom", f"http://127.0.0.1:{gateway.port}/#/experiments?workspace=alice",
+            ],
+            capture_output=True, text=True, timeout=240, check=False,
+        )  # fmt: skip
+    finally:
+        gateway.close()
+    assert marks["alice"] in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
+    assert marks["bob"] not in result.stdout
