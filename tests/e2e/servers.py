@@ -158,6 +158,22 @@ class MariaDB:
             stop(self.process, timeout=60)
 
 
+def minio_app_data(port: int, **fields) -> dict:
+    """minio's object-storage app bag (CONTRACTS.md shape) for an S3 server on localhost:`port`."""
+    import yaml
+
+    data = {
+        "access-key": S3_ACCESS_KEY,
+        "namespace": None,
+        "port": port,
+        "secret-key": S3_SECRET_KEY,
+        "secure": False,
+        "service": "localhost",
+        **fields,
+    }
+    return {"_supported_versions": "- v1\n", "data": yaml.safe_dump(data, sort_keys=True)}
+
+
 class S3Server:
     """SeaweedFS (tests/fakes/seaweedfs.py) on a free loopback port, addressed as http://localhost:<port>.
 
@@ -186,18 +202,7 @@ class S3Server:
     def app_data(self, **fields) -> dict:
         """minio's object-storage app bag (CONTRACTS.md shape) pointing at this server;
         `fields` change some (keys outside S3_CREDENTIALS are refused)."""
-        import yaml
-
-        data = {
-            "access-key": S3_ACCESS_KEY,
-            "namespace": None,
-            "port": self.port,
-            "secret-key": S3_SECRET_KEY,
-            "secure": False,
-            "service": self.service,
-            **fields,
-        }
-        return {"_supported_versions": "- v1\n", "data": yaml.safe_dump(data, sort_keys=True)}
+        return minio_app_data(self.port, **fields)
 
     def client(self):
         return self.server.client()
