@@ -10,7 +10,9 @@ Run as a script to prepare every venv ahead of time: `python tests/e2e/mlflow_ve
 """
 
 import fcntl
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -109,6 +111,79 @@ def _ensure_venv(version: str, log) -> Path:
     return target / "bin"
 
 
+# The multi-tenant image's closure (issue 24), hashed: the "workspaces" venv
+# installs exactly this file, as image/rockcraft.yaml does.
+IMAGE_LOCK = ROOT / "image" / "requirements.lock"
+WORKSPACES_PYTHON = "3.12"
+
+
+class NoPython(Exception):
+    """No interpreter of the version the image runs: the reason says where we looked."""
+
+
+def find_python(version: str = WORKSPACES_PYTHON) -> Path:
+    """A `python3.12` from pyenv or PATH; never downloaded.
+
+    pyenv first (`PYENV_VERSION=<v> pyenv which`, then ~/.pyenv/versions/<v>.*),
+    then PATH, so a machine with pyenv gets the same interpreter every time.
+    """
+    name = f"python{version}"
+    looked = []
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for candidate in sorted(pyenv_root.glob(f"versions/{version}.*/bin/{name}"), reverse=True):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    looked.append(f"{pyenv_root}/versions/{version}.*/bin/{name}")
+    on_path = shutil.which(name)
+    if on_path:
+        return Path(on_path)
+    looked.append(f"{name} on PATH")
+    raise NoPython(
+        f"no Python {version} (the multi-tenant image's interpreter) found; looked at "
+        + ", ".join(looked)
+        + f". Install one (`pyenv install {version}` or `apt-get install {name}`) to run the workspaces tests."
+    )
+
+
+def ensure_workspaces_venv(log=print) -> Path:
+    """The bin/ of `.cache/mlflow-workspaces`, built from image/requirements.lock with --require-hashes.
+
+    Raises NoPython when no Python 3.12 exists, for the caller to turn into a skip
+    whose reason names what is missing.
+    """
+    python = find_python()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    target = CACHE / "mlflow-workspaces"
+    marker = target / "e2e-requirements.txt"
+    wanted = f"{python}\n{IMAGE_LOCK.read_text()}"
+    with open(CACHE / "mlflow-workspaces.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file() and marker.read_text() == wanted:
+            return target / "bin"
+        log(f"installing image/requirements.lock into {target.relative_to(ROOT)} with {python} (once)")
+        started = time.monotonic()
+        subprocess.run([str(python), "-m", "venv", "--clear", str(target)], check=True)
+        pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        log_file = CACHE / "mlflow-workspaces-install.log"
+        with open(log_file, "wb") as out:
+            result = subprocess.run(
+                [*pip, "--require-hashes", "--no-deps", "-r", str(IMAGE_LOCK)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if result.returncode != 0:
+            tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-30:])
+            raise RuntimeError(f"pip could not install {IMAGE_LOCK.relative_to(ROOT)} (log: {log_file}):\n{tail}")
+        marker.write_text(wanted)
+        log(f"workspaces venv installed in {time.monotonic() - started:.0f} s")
+        return target / "bin"
+
+
 if __name__ == "__main__":
     for v in (image_mlflow_version(), NEWEST_MLFLOW):
         ensure_venv(v)
+    try:
+        ensure_workspaces_venv()
+    except NoPython as missing:
+        print(missing)

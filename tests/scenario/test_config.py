@@ -37,6 +37,8 @@ def test_proxied_artifacts_take_the_keys_out_of_the_pod_defaults(ctx, settled, p
     assert not [k for k in env if k.startswith("AWS_") or k == "MLFLOW_S3_ENDPOINT_URL"]
     # Big artifacts go up in parts, each to MinIO through a URL the server presigns.
     assert env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] == "true"
+    # and come back from MinIO through presigned URLs, without a /server-info question first.
+    assert env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] == "true"
 
 
 def test_nodeport_and_workers(ctx, settled, pod_specs):

@@ -127,7 +127,11 @@ def test_notebook_env_holds_no_keys_without_storage_or_with_proxied_artifacts():
     expected = {"MLFLOW_TRACKING_URI": "http://mlflow-server.kubeflow.svc.cluster.local:5000"}
     assert workload.notebook_env(config(), None, "mlflow-server", "kubeflow") == expected
     proxied = workload.notebook_env(config(serve_artifacts=True), storage(), "mlflow-server", "kubeflow")
-    assert proxied == {**expected, **workload.multipart_upload_env(config(serve_artifacts=True))}
+    assert proxied == {
+        **expected,
+        **workload.multipart_upload_env(config(serve_artifacts=True)),
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
+    }
 
 
 def test_telemetry_is_off_in_the_server_env_unless_enabled():
@@ -155,6 +159,18 @@ def test_proxied_artifacts_upload_in_parts_of_the_configured_size():
         assert not [k for k in env if k.startswith("AWS_")]
     direct = workload.notebook_env(config(), storage(), "mlflow-server", "kubeflow")
     assert not [k for k in direct if "MULTIPART" in k]
+
+
+def test_proxied_notebooks_download_from_presigned_urls_without_asking_the_server_first():
+    proxied = config(serve_artifacts=True)
+    assert (
+        workload.notebook_env(proxied, storage(), "mlflow-server", "kubeflow")["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"]
+        == "true"
+    )
+    # The server hands out the URLs whatever the variable says: it is the client's only.
+    assert "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD" not in workload.server_env(
+        proxied, storage(), "mlflow-server", "kubeflow"
+    )
 
 
 def test_pod_defaults_name_the_minio_poddefault():
