@@ -74,6 +74,16 @@ def weed_binary() -> str:
     )
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL weed when the process that started it dies, even by SIGKILL or a
+    `timeout`, which skips every fixture teardown; weed runs in a session of its own,
+    so nothing else would stop it."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class SeaweedFS:
     """`weed server` with its S3 gateway on loopback, its data under `workdir`."""
 
@@ -167,6 +177,7 @@ class SeaweedFS:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         self.wait_ready(timeout)
         if self._proxy is not None:
