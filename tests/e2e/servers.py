@@ -94,7 +94,18 @@ class MariaDB:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        with open(self.log, "wb") as log:
+        self._launch()
+        self.sql(
+            f"CREATE USER {_sql_string(DB_USER)}@'%' IDENTIFIED BY {_sql_string(DB_PASSWORD)};"
+            f"ALTER USER 'root'@'localhost' IDENTIFIED BY {_sql_string(DB_ROOT_PASSWORD)};",
+            root_password="",
+        )
+        return self
+
+    def _launch(self) -> None:
+        datadir = self.workdir / "data"
+        as_root = ["--user=root"] if os.geteuid() == 0 else []
+        with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [
                     _which("mariadbd"),
@@ -113,12 +124,11 @@ class MariaDB:
                 start_new_session=True,
             )
         wait_for_port(self.port, 60, self.process, "mariadbd")
-        self.sql(
-            f"CREATE USER {_sql_string(DB_USER)}@'%' IDENTIFIED BY {_sql_string(DB_PASSWORD)};"
-            f"ALTER USER 'root'@'localhost' IDENTIFIED BY {_sql_string(DB_ROOT_PASSWORD)};",
-            root_password="",
-        )
-        return self
+
+    def restart(self) -> None:
+        """Start mariadbd again after `stop()`: same datadir, port and users, as a
+        database pod Kubernetes restarts on its volume."""
+        self._launch()
 
     def sql(self, statements: str, root_password: Optional[str] = None) -> str:
         """Run SQL as root over the socket; passwords go through env and stdin, never argv."""
@@ -203,6 +213,10 @@ class S3Server:
             region_name="us-east-1",
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
         )
+
+    def restart(self) -> None:
+        """Serve again on the same port after `stop()`; moto keeps the objects in this process."""
+        self.start()
 
     def keys(self, bucket: str):
         return [o["Key"] for o in self.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
