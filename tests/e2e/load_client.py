@@ -5,7 +5,9 @@ Run with the image's MLflow by tests/e2e/load_clients.py (never imported by the 
     python load_client.py <config.json> <ledger.json>
 
 config: {"threads", "seconds", "steps", "metrics", "experiment", "prefix",
-"model" (a registered model name or null), "model_every", "artifact" (bool)}.
+"model" (a registered model name or null), "model_every", "artifact" (bool),
+"stop_file"}. A loop also stops once `stop_file` exists, so a test can end
+the load when its fault is over, however long that took.
 The environment is the notebook's (the PodDefault's env and the tracking
 URI); LOAD_CLIENT_HEADERS (a JSON object) adds headers to every request,
 through MLflow's request-header provider registry.
@@ -63,6 +65,10 @@ def _error(exc: BaseException) -> str:
     return text[:400]
 
 
+def stopped(config: dict, deadline: float) -> bool:
+    return time.monotonic() > deadline or os.path.exists(config["stop_file"])
+
+
 class Loop:
     def __init__(self, config: dict, index: int, experiment_id: str):
         self.config = config
@@ -79,19 +85,21 @@ class Loop:
 
     def call(self, name: str, record: dict, fn, *args, **kwargs):
         """Call fn; ledger the write (record) with its outcome; re-raise what it raised."""
-        started = time.monotonic()
+        began, started = time.time(), time.monotonic()
         try:
             result = fn(*args, **kwargs)
         except (MlflowException, OSError, Exception) as exc:  # noqa: BLE001 - every failure is ledgered
             error = _error(exc)
             self.errors[name] = self.errors.get(name, 0) + 1
             if record is not None:
-                self.ledger.append({**record, "call": name, "outcome": "unknown", "error": error})
+                self.ledger.append(
+                    {**record, "call": name, "outcome": "unknown", "error": error, "began": began, "at": time.time()}
+                )
             raise
         took = time.monotonic() - started
         self.latencies.setdefault(name, []).append(round(took, 4))
         if record is not None:
-            self.ledger.append({**record, "call": name, "outcome": "ack", "at": round(time.time(), 3)})
+            self.ledger.append({**record, "call": name, "outcome": "ack", "began": began, "at": time.time()})
         return result
 
     def one_run(self, number: int, deadline: float) -> None:
@@ -106,7 +114,7 @@ class Loop:
             self.call("set_tag", {**base, "key": "client", "value": str(self.index)}, self.client.set_tag, run_id,
                       "client", str(self.index))  # fmt: skip
             for step in range(config["steps"]):
-                if time.monotonic() > deadline:
+                if stopped(config, deadline):
                     break
                 stamp = int(time.time() * 1000)
                 metrics = [Metric(f"m{j}", step + j / 10, stamp, step) for j in range(config["metrics"])]
@@ -134,7 +142,7 @@ class Loop:
             except Exception:  # noqa: BLE001 - counted in errors; this loop registers nothing
                 self.model = None
         number = 0
-        while time.monotonic() < deadline and number < self.config.get("max_runs", 10_000):
+        while not stopped(self.config, deadline) and number < self.config.get("max_runs", 10_000):
             try:
                 self.one_run(number, deadline)
             except Exception:  # noqa: BLE001,S110 - create_run failed: ledgered; the next run tries again

@@ -107,12 +107,13 @@ class Load:
         self.processes: List[subprocess.Popen] = []
         self.ledgers: List[Path] = []
         self.started = 0.0
+        self.stop_file = self.workdir / "stop"
 
     def start(self) -> "Load":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
         for index, threads in enumerate(self.config.split()):
-            config = {**self.config.__dict__, "threads": threads, "process": index}
+            config = {**self.config.__dict__, "threads": threads, "process": index, "stop_file": str(self.stop_file)}
             config_path = self.workdir / f"load-{index}.json"
             config_path.write_text(json.dumps(config))
             ledger = self.workdir / f"ledger-{index}.json"
@@ -130,6 +131,12 @@ class Load:
             )
             log.close()
         return self
+
+    def finish(self, tail: float, grace: float = 300) -> LoadResult:
+        """Let the loops log `tail` seconds more, then stop them (each ends its run) and wait."""
+        time.sleep(tail)
+        self.stop_file.touch()
+        return self.wait(grace)
 
     def wait(self, grace: float = 300) -> LoadResult:
         """The clients' ledgers; a client still running `grace` seconds after its time is killed and fails the load."""
