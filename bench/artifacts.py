@@ -5,7 +5,8 @@
 
 The server is the pod spec the charm renders with serve_artifacts=true, run
 by tests/e2e's pod runner with the image's MLflow (or --mlflow VERSION)
-against MariaDB and moto's S3 server on loopback, as the e2e tests run it.
+against MariaDB and SeaweedFS (a real S3 server in Go, as MinIO is) on
+loopback, as the e2e tests run it, but without their request-listing proxy.
 Each size goes up and comes back twice, through MLflow's client each time:
 proxied (the PodDefault's env only: the tracking URI and the multipart
 settings) and direct (an experiment whose artifact location is s3://, the
@@ -22,6 +23,8 @@ requests (+1.3 GiB over four workers), which would otherwise land on
 whichever size comes first.
 
     python bench/artifacts.py --sizes 1024 --chunk-mib 32   # one size, another part size
+    python bench/artifacts.py --config workers=2 --client-env MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD=false
+        # another charm config (any option), or one more variable in the proxied notebook's env
 """
 
 import argparse
@@ -34,6 +37,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Dict, List, Optional
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
@@ -143,14 +148,21 @@ def transfer(env: Dict[str, str], path: Path, experiment: str, location: str, wo
     return report
 
 
-def run(sizes: List[int], version: str, workroot: Path, chunk_mib: Optional[int] = None) -> List[Dict]:
+def run(
+    sizes: List[int],
+    version: str,
+    workroot: Path,
+    chunk_mib: Optional[int] = None,
+    charm_config: Optional[Dict[str, object]] = None,
+    client_env: Optional[Dict[str, str]] = None,
+) -> List[Dict]:
     reason = mariadb_available()
     if reason:
         raise SystemExit(f"bench: {reason}")
     image_bin = ensure_venv(version)
     (workroot / "mariadb").mkdir(parents=True)
     mariadb = MariaDB(workroot / "mariadb").start()
-    s3 = S3Server(workroot).start()
+    s3 = S3Server(workroot, record_requests=False).start()
     pod: Optional[Pod] = None
     rows = []
     try:
@@ -158,13 +170,16 @@ def run(sizes: List[int], version: str, workroot: Path, chunk_mib: Optional[int]
             database = f"mlflow_{uuid.uuid4().hex[:8]}"
             mariadb.create_database(database)
             driver = CharmDriver(workroot, kubernetes.write_kubeconfig(workroot / "kubeconfig"))
-            config = {"mlflow_port": free_port(), "serve_artifacts": True}
+            config = {"mlflow_port": free_port(), "serve_artifacts": True, **(charm_config or {})}
             if chunk_mib is not None:
                 config["multipart_upload_chunk_size"] = chunk_mib
             outcome = driver.tutorial(image_of(version), s3.app_data(), mariadb.unit_data(database), config)
             pod = Pod(outcome.spec, image_bin, workroot / "pod").run(ready_timeout=300)
             chunk = int(outcome.pod_defaults["minio"]["env"]["MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE"])
-            proxied_env = harness.notebook_env(outcome.pod_defaults["minio"]["env"], workroot, image_bin)
+            proxied_env = {
+                **harness.notebook_env(outcome.pod_defaults["minio"]["env"], workroot, image_bin),
+                **(client_env or {}),
+            }
             direct_env = {
                 **proxied_env,
                 "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
@@ -210,7 +225,7 @@ def run(sizes: List[int], version: str, workroot: Path, chunk_mib: Optional[int]
                     )
                 rows.append(row)
                 path.unlink()
-                s3.empty(harness.BUCKET)  # moto keeps objects in memory
+                s3.empty(harness.BUCKET)  # the next size starts from the same disk
             if pod.process.poll() is not None:
                 raise SystemExit(f"bench: the MLflow server died:\n{pod.tail(pod.main[0])}")
             for row in rows:
@@ -248,8 +263,10 @@ def targets(rows: List[Dict]) -> bool:
     return ok
 
 
-def report(rows: List[Dict], version: str, seconds: float) -> None:
+def report(rows: List[Dict], version: str, seconds: float, setting: str) -> None:
     print(f"\nMLflow {version}, {os.cpu_count()} CPUs; MiB/s of the MLflow call; server RSS summed over its processes")
+    if setting:
+        print(f"  with {setting}")
     print("    size  upload path               proxied up/down MiB/s   direct up/down MiB/s", end="")
     print("   ratio up/down  server RSS peak (rise)")
     if rows:
@@ -265,7 +282,8 @@ def report(rows: List[Dict], version: str, seconds: float) -> None:
             f"  {p['up_mib_s'] / d['up_mib_s']:5.2f} / {p['down_mib_s'] / d['down_mib_s']:<5.2f}"
             f"   {p['server_peak_rss_mib']:5.0f} MiB ({p['server_rss_rise_mib']:+.0f})"
         )
-    print(f"bench: artifacts took {seconds:.0f} s in all")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"bench: artifacts took {seconds:.0f} s in all; load average at the end {load} (1, 5, 15 min)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -274,16 +292,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--mlflow", default=image_mlflow_version(), help="MLflow version of the server and client")
     parser.add_argument("--sizes", type=int, nargs="+", help="artifact sizes in MiB (default 64 256 1024)")
     parser.add_argument("--chunk-mib", type=int, help="multipart_upload_chunk_size (default: the charm's)")
+    parser.add_argument("--config", action="append", default=[], metavar="OPTION=VALUE", help="a charm config option")
+    parser.add_argument(
+        "--client-env", action="append", default=[], metavar="NAME=VALUE", help="added to the proxied client's env"
+    )
     # `make bench` hands every bench the same BENCH_ARGS; the hook bench's own are not ours.
     args, _ = parser.parse_known_args(argv)
     sizes = args.sizes or list(SHORT_SIZES if args.short else FULL_SIZES)
+    charm_config = {name: yaml.safe_load(value) for name, _, value in (o.partition("=") for o in args.config)}
+    client_env = dict(v.partition("=")[::2] for v in args.client_env)
     workroot = CACHE / "bench-artifacts" / f"run-{os.getpid()}"
     started = time.monotonic()
     try:
-        rows = run(sizes, args.mlflow, workroot, args.chunk_mib)
+        rows = run(sizes, args.mlflow, workroot, args.chunk_mib, charm_config, client_env)
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
-    report(rows, args.mlflow, time.monotonic() - started)
+    report(rows, args.mlflow, time.monotonic() - started, " ".join(args.config + args.client_env))
     (CACHE / "bench-artifacts" / "results.json").write_text(json.dumps(rows, indent=1))
     ok = targets(rows)
     return 0 if ok or args.short else 1

@@ -191,9 +191,9 @@ def main() -> int:
                 f"  MariaDB on 127.0.0.1:{db.port}, database `mlflow`, user `mlflow` "
                 "(its password holds @ : / # % ' and a space)"
             )
-        s3 = S3Server(workdir).start()
+        s3 = S3Server(workdir, record_requests=False).start()
         stack.append(s3.stop)
-        say(f"  S3 server (moto) at {s3.endpoint}, signature v4, path-style, as MinIO")
+        say(f"  S3 server (SeaweedFS, a Go server like MinIO) at {s3.endpoint}: signature v4, path-style, minio's keys")
 
         step(2, "the charm: the tutorial's deploy and relate commands (Scenario)")
         kubernetes = FakeKubernetesApi().__enter__()

@@ -1,4 +1,4 @@
-"""Session-wide peers (one MariaDB, one S3 server) and a per-test deployment of the charm.
+"""Session-wide peers (one MariaDB, one S3 server: SeaweedFS) and a per-test deployment of the charm.
 
 `deploy(version, config)` runs the tutorial's deploy-and-relate sequence
 against those peers, turns the pod spec the charm set into processes with
@@ -26,6 +26,7 @@ from pod_runner import Pod  # noqa: E402
 from servers import MariaDB, S3Server, free_port, mariadb_available  # noqa: E402
 
 from fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
+from fakes.seaweedfs import SeaweedFS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +51,27 @@ def mariadb(workroot):
 
 @pytest.fixture(scope="session")
 def s3(workroot):
+    """The session's S3 server (SeaweedFS behind its request log), which every deployment uses."""
     server = S3Server(workroot).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def seaweedfs(tmp_path):
+    """A factory of SeaweedFS servers of this test alone, for tests that kill, restart or
+    reconfigure one: `seaweedfs(**kwargs)` takes tests/fakes/seaweedfs.py's SeaweedFS
+    arguments but the workdir and returns it started; each is stopped after the test."""
+    started: List[SeaweedFS] = []
+
+    def start(**kwargs) -> SeaweedFS:
+        server = SeaweedFS(tmp_path / f"seaweedfs-{len(started)}", **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The peers the charm relates to, run for real on loopback: MariaDB and an S3 server.
 
 MariaDB is Debian's mariadbd with a throw-away datadir; the S3 server is
-tests/fakes/s3_server.py's, in this process.
+SeaweedFS (tests/fakes/seaweedfs.py), a Go server that checks signatures as
+MinIO does.
 """
 
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from fakes.network_guard import free_port
-from fakes.s3_server import S3Server as FakeS3
+from fakes.seaweedfs import SeaweedFS
 
 # What the mariadb charm would hand out, with a password that needs quoting
 # in a URI (@ : / # %), in SQL (') and in a shell (space).
@@ -22,6 +23,10 @@ DB_PASSWORD = "p@ss:w/rd#50% it's"  # noqa: S105 - a test password, local to thi
 DB_ROOT_PASSWORD = "r00t:@/#% 'pw'"  # noqa: S105 - idem
 S3_ACCESS_KEY = "minio"
 S3_SECRET_KEY = "minio123"  # noqa: S105 - the contract's example secret-key
+# Keys Kubernetes would rewrite ($$ to $, $(HOME) to the notebook's home) were they sent as written.
+S3_DOLLAR_ACCESS_KEY = "pa$$w0rd$(HOME)x"
+S3_DOLLAR_SECRET_KEY = "s3$(AWS_ACCESS_KEY_ID)cr$$t$"  # noqa: S105 - a test key
+S3_CREDENTIALS = ((S3_ACCESS_KEY, S3_SECRET_KEY), (S3_DOLLAR_ACCESS_KEY, S3_DOLLAR_SECRET_KEY))
 
 
 def wait_for_port(port: int, timeout: float, process: Optional[subprocess.Popen] = None, what: str = "server") -> None:
@@ -163,56 +168,54 @@ class MariaDB:
             stop(self.process, timeout=60)
 
 
+def minio_app_data(port: int, **fields) -> dict:
+    """minio's object-storage app bag (CONTRACTS.md shape) for an S3 server on localhost:`port`."""
+    import yaml
+
+    data = {
+        "access-key": S3_ACCESS_KEY,
+        "namespace": None,
+        "port": port,
+        "secret-key": S3_SECRET_KEY,
+        "secure": False,
+        "service": "localhost",
+        **fields,
+    }
+    return {"_supported_versions": "- v1\n", "data": yaml.safe_dump(data, sort_keys=True)}
+
+
 class S3Server:
-    """tests/fakes' S3 server on a free loopback port, addressed as http://localhost:<port>.
+    """SeaweedFS (tests/fakes/seaweedfs.py) on a free loopback port, addressed as http://localhost:<port>.
 
     MinIO's object-storage data gives a service name and an optional
     namespace; with service `localhost` and namespace null the charm's
     endpoint is http://localhost:<port>, which every process here resolves to
-    loopback without a hosts-file entry or a resolver patch. moto would read
-    an unknown host's first label as a bucket name, so the endpoint is also
-    one of its custom endpoints.
+    loopback without a hosts-file entry or a resolver patch. The server knows
+    the keys in S3_CREDENTIALS and refuses any other, as MinIO would.
+    `record_requests` puts SeaweedFS's request-listing proxy in front (the
+    endpoint is then the proxy's): the e2e tests read `server.requests`; the
+    artifact bench leaves it off to measure the server alone.
     """
 
     service = "localhost"
 
-    def __init__(self, workdir: Path):
-        self.port = free_port()
+    def __init__(self, workdir: Path, record_requests: bool = True):
+        (workdir / "seaweedfs").mkdir(parents=True, exist_ok=True)
+        self.server = SeaweedFS(workdir / "seaweedfs", credentials=S3_CREDENTIALS, record_requests=record_requests)
+        self.port = self.server.port
         self.endpoint = f"http://{self.service}:{self.port}"
-        self.server: Optional[FakeS3] = None
 
     def start(self) -> "S3Server":
-        self.server = FakeS3(port=self.port, endpoints=(self.endpoint,))
+        self.server.start()
         return self
 
     def app_data(self, **fields) -> dict:
         """minio's object-storage app bag (CONTRACTS.md shape) pointing at this server;
-        `fields` change some (moto takes any keys)."""
-        import yaml
-
-        data = {
-            "access-key": S3_ACCESS_KEY,
-            "namespace": None,
-            "port": self.port,
-            "secret-key": S3_SECRET_KEY,
-            "secure": False,
-            "service": self.service,
-            **fields,
-        }
-        return {"_supported_versions": "- v1\n", "data": yaml.safe_dump(data, sort_keys=True)}
+        `fields` change some (keys outside S3_CREDENTIALS are refused)."""
+        return minio_app_data(self.port, **fields)
 
     def client(self):
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=S3_ACCESS_KEY,
-            aws_secret_access_key=S3_SECRET_KEY,
-            region_name="us-east-1",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
+        return self.server.client()
 
     def restart(self) -> None:
         """Serve again on the same port after `stop()`; moto keeps the objects in this process."""
@@ -227,5 +230,4 @@ class S3Server:
             client.delete_object(Bucket=bucket, Key=key)
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
+        self.server.stop()

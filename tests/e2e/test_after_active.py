@@ -6,12 +6,13 @@ import dataclasses
 import harness
 import pytest
 from mlflow_venvs import VERSIONS
+from servers import S3_DOLLAR_ACCESS_KEY as ACCESS_KEY
+from servers import S3_DOLLAR_SECRET_KEY as SECRET_KEY
 
 pytestmark = pytest.mark.e2e
 
-# Kubernetes would turn $$ into $ and $(HOME) into the notebook's home, were they sent as written.
-ACCESS_KEY = "pa$$w0rd$(HOME)x"
-SECRET_KEY = "s3$(AWS_ACCESS_KEY_ID)cr$$t$"  # noqa: S105 - a test key
+# ACCESS_KEY and SECRET_KEY hold `$$` and `$(...)`, which Kubernetes would
+# rewrite were they sent as written; SeaweedFS refuses them if they change.
 
 
 def _main(spec: dict) -> dict:

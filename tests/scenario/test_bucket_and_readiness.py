@@ -89,5 +89,6 @@ def test_secure_minio_gives_https_everywhere(ctx, tmp_path, pod_specs):
     server = next(c for c in pod_specs[-1]["containers"] if c["name"] == "mlflow-server")
     assert server["envConfig"]["MLFLOW_S3_ENDPOINT_URL"] == "https://minio.kubeflow:9000"
     assert '"MLFLOW_S3_ENDPOINT_URL": "https://minio.kubeflow:9000"' in world.bag(out, "pod-defaults")["pod-defaults"]
-    # moto serves plain HTTP: the charm's TLS handshake fails, which it reports as unreachable.
+    # moto serves plain HTTP: the charm's TLS handshake fails, which it reports as unreachable
+    # (a real TLS MinIO, trusted and not: tests/e2e/test_https_minio.py).
     assert isinstance(out.unit_status, WaitingStatus) and "https://minio.kubeflow:9000" in out.unit_status.message
