@@ -8,7 +8,7 @@ The servers are two replicas of the pod spec the charm renders (its
 tutorial, run by tests/e2e's charm driver, with the charm's default config
 unless --config says otherwise), started by tests/e2e/server_set.py behind a
 loopback round robin standing in for the Kubernetes Service, with MariaDB and
-the S3 server of tests/e2e on loopback. K training loops
+SeaweedFS (tests/fakes/seaweedfs.py) on loopback. K training loops
 (tests/e2e/load_client.py, with the image's MLflow, the notebook's env from
 the PodDefault) each start a run, log a param and a tag, log_batch 3 metrics
 a step for 20 steps, log a small artifact, search runs and end the run, over
@@ -75,7 +75,7 @@ def run_version(version: str, clients: List[int], seconds: float, config: Dict, 
     mariadb = MariaDB(workroot / "mariadb").start()
     if max_connections:
         mariadb.sql(f"SET GLOBAL max_connections = {int(max_connections)};")
-    s3 = S3Server(workroot).start()
+    s3 = S3Server(workroot, record_requests=False).start()  # SeaweedFS itself, no Python proxy in front
     servers: Optional[ServerSet] = None
     rows = []
     try:

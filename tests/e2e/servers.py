@@ -217,10 +217,6 @@ class S3Server:
     def client(self):
         return self.server.client()
 
-    def restart(self) -> None:
-        """Serve again on the same port after `stop()`; moto keeps the objects in this process."""
-        self.start()
-
     def keys(self, bucket: str):
         return [o["Key"] for o in self.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
 

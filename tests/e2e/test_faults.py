@@ -3,7 +3,7 @@
 Two MLflow servers from one rendered spec sit behind a loopback round robin
 (the Kubernetes Service); 8 training loops log through it (load_clients.py)
 while one thing fails: a server is SIGKILLed and restarted, MariaDB stops
-for 10 seconds, the S3 server stops during uploads (direct and proxied), or
+for 10 seconds, SeaweedFS is SIGKILLed during uploads and started again 10 s later (direct and proxied), or
 the spec rolls to a new config. Afterwards every acknowledged metric, param,
 tag, artifact, model version and run end is in the store exactly once, a
 write whose answer was lost is there at most once, and no run is left
@@ -21,6 +21,7 @@ import pytest
 from load_clients import DatabaseConnections, Load, LoadConfig, audit, bucket_keys, read_store
 from mlflow_venvs import ensure_venv, image_mlflow_version, image_of
 from server_set import ServerSet
+from servers import S3Server
 
 from fakes.kubernetes_api import FakeKubernetesApi
 from fakes.network_guard import free_port
@@ -72,6 +73,15 @@ class Fleet:
     def stop(self) -> None:
         self.servers.stop()
         self.kubernetes.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def s3(workroot):
+    """This module's own SeaweedFS, killed mid-run, without the request log in front:
+    clients must meet the server's own refusals, not a proxy's."""
+    server = S3Server(workroot / "faults-s3", record_requests=False).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +175,11 @@ def test_s3_stopping_during_uploads_reports_only_stored_artifacts(request, path,
     # Short runs: an upload every few seconds per client, so uploads meet the outage.
     load = chosen.load(f"s3-{path}", steps=2)
     time.sleep(FAULT_AT)
-    s3.stop()
+    s3.server.kill()
     stopped_at = time.time()
     time.sleep(OUTAGE)
-    s3.restart()
-    back_at = time.time()
+    s3.server.start()
+    back_at = time.time()  # SeaweedFS answers S3 again (start() waits for it)
     result = load.finish(TAIL)
     problems = chosen.audit(result)
     assert problems == [], _report(result, problems, chosen.servers)
