@@ -168,6 +168,9 @@ class Load:
         return LoadResult(self.config, seconds, ledger, latencies, dict(errors), experiment_id, version)
 
     def stop(self) -> None:
+        """End the load now, whatever state it is in (a failed test's cleanup)."""
+        if self.processes:
+            self.stop_file.touch()
         for process in self.processes:
             if process.poll() is None:
                 os.killpg(process.pid, 9)

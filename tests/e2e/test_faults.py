@@ -63,7 +63,9 @@ class Fleet:
         config = LoadConfig(
             clients=CLIENTS, seconds=LIMIT, experiment=name, prefix=name, model=f"{MODEL}-{name}", **overrides
         )
-        return Load(self.env(), self.image_bin, self.workdir / name, config).start()
+        load = Load(self.env(), self.image_bin, self.workdir / name, config)
+        STARTED.append(load)
+        return load.start()
 
     def audit(self, result) -> list:
         keys = bucket_keys(self.s3.client(), harness.BUCKET)
@@ -73,6 +75,16 @@ class Fleet:
     def stop(self) -> None:
         self.servers.stop()
         self.kubernetes.__exit__(None, None, None)
+
+
+STARTED = []  # every Load of this module, stopped after each test whatever its end
+
+
+@pytest.fixture(autouse=True)
+def _no_load_outlives_its_test():
+    yield
+    while STARTED:
+        STARTED.pop().stop()
 
 
 @pytest.fixture(scope="module")
