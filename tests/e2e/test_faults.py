@@ -18,7 +18,7 @@ import uuid
 
 import harness
 import pytest
-from load_clients import DatabaseConnections, Load, LoadConfig, audit, bucket_keys, read_store
+from load_clients import DatabaseConnections, Load, LoadConfig, LoadResult, audit, bucket_keys, read_store
 from mlflow_venvs import ensure_venv, image_mlflow_version, image_of
 from server_set import ServerSet
 from servers import S3Server
@@ -30,7 +30,8 @@ pytestmark = pytest.mark.e2e
 
 CLIENTS = 8
 FAULT_AT = 8  # seconds of load before the fault
-TAIL = 8  # seconds of load after the fault is over
+TAIL = 8  # seconds of load after the fault is over and the store took new writes
+RECOVERY = 180  # the most to wait for that: MLflow's client backs off up to a minute between retries
 LIMIT = 400  # the most a load may last, should a fault never end
 OUTAGE = 10
 MODEL = "load-model"
@@ -66,6 +67,25 @@ class Fleet:
         load = Load(self.env(), self.image_bin, self.workdir / name, config)
         STARTED.append(load)
         return load.start()
+
+    def finish(self, load: Load, recovered) -> LoadResult:
+        """End `load` TAIL seconds after `recovered()` says the store takes writes
+        again (the clients' retries back off exponentially: a fixed tail could
+        end the load before any of them came back), or after RECOVERY seconds."""
+        deadline = time.monotonic() + RECOVERY
+        while time.monotonic() < deadline and not recovered():
+            time.sleep(1)
+        return load.finish(TAIL)
+
+    def metrics_after(self, moment: float):
+        """A check: has the store a metric the clients stamped after `moment`?"""
+        query = f"USE `{self.database}`; SELECT COUNT(*) FROM metrics WHERE timestamp > {int(moment * 1000)};"
+        return lambda: int(self.mariadb.sql(query).split()[-1]) > 0
+
+    def more_objects(self):
+        """A check: has the bucket more objects than now?"""
+        now = len(bucket_keys(self.s3.client(), harness.BUCKET))
+        return lambda: len(bucket_keys(self.s3.client(), harness.BUCKET)) > now
 
     def audit(self, result) -> list:
         keys = bucket_keys(self.s3.client(), harness.BUCKET)
@@ -136,7 +156,7 @@ def test_a_server_killed_and_restarted_loses_no_acknowledged_write(fleet, mariad
     fleet.servers.kill(0)
     killed_at = time.time()
     took = fleet.servers.restart(0)
-    result = load.finish(TAIL)
+    result = fleet.finish(load, fleet.metrics_after(time.time()))
     problems = fleet.audit(result)
     assert problems == [], _report(result, problems, fleet.servers)
     # The clients went on through the other server during the restart, and through both after it.
@@ -166,7 +186,7 @@ def test_database_stopping_for_10_seconds_loses_no_acknowledged_write(fleet, mar
         time.sleep(1)
     mariadb.restart()
     back_at = time.time()
-    result = load.finish(TAIL)
+    result = fleet.finish(load, fleet.metrics_after(back_at))
     problems = fleet.audit(result)
     assert problems == [], _report(result, problems, fleet.servers)
     # The same server processes serve again once the database is back: no restart was needed.
@@ -192,7 +212,7 @@ def test_s3_stopping_during_uploads_reports_only_stored_artifacts(request, path,
     time.sleep(OUTAGE)
     s3.server.start()
     back_at = time.time()  # SeaweedFS answers S3 again (start() waits for it)
-    result = load.finish(TAIL)
+    result = chosen.finish(load, chosen.more_objects())
     problems = chosen.audit(result)
     assert problems == [], _report(result, problems, chosen.servers)
     uploads = [e for e in result.ledger if e["call"] == "log_artifact"]
@@ -214,7 +234,7 @@ def test_a_rolling_config_change_loses_no_acknowledged_write(fleet):
     rolled_at = time.time()
     took = fleet.servers.roll(changed.spec)
     fleet.outcome = changed
-    result = load.finish(TAIL)
+    result = fleet.finish(load, fleet.metrics_after(time.time()))
     problems = fleet.audit(result)
     assert problems == [], _report(result, problems, fleet.servers)
     assert _acked_after(result, "log_batch", rolled_at + sum(took)) > 0, _report(result, problems, fleet.servers)
