@@ -89,8 +89,13 @@ class LoadResult:
         }
 
     def error_lines(self, limit: int = 10) -> List[str]:
-        counts = Counter(f"{e['call']}: {e['error']}" for e in self.unknown())
+        # By call and exception (and root cause): messages differ by run id and URL.
+        counts = Counter(f"{e['call']}: {e['error'].split(':', 1)[0]}{_cause(e['error'])}" for e in self.unknown())
         return [f"{n} x {text}" for text, n in counts.most_common(limit)]
+
+
+def _cause(error: str) -> str:
+    return f" <- {error.rsplit(' <- ', 1)[1]}" if " <- " in error else ""
 
 
 class Load:
