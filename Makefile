@@ -50,7 +50,8 @@ integration: $(TOX)
 
 # What a hook costs (README "Hook cost"): 15 runs a hook, targets enforced;
 # then big artifacts through the MLflow proxy vs straight to S3 (bench/artifacts.py).
-# CI: make bench BENCH_ARGS=--short (3 runs, 64 MiB only; timing shown, not enforced).
+# then K notebooks at once through two servers (bench/load.py: K = 8, 32, 64, both MLflow versions).
+# CI: make bench BENCH_ARGS=--short (3 runs, 64 MiB only, K = 8 for 20 s; timing shown, not enforced).
 bench: $(TOX)
 	$(TOX) -e bench -- $(BENCH_ARGS)
 

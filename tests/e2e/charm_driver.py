@@ -145,5 +145,10 @@ class CharmDriver:
         state = dataclasses.replace(state, resources={self.image_resource(image)})
         return self.outcome(self.run("upgrade-charm (new oci-image)", self.ctx.on.upgrade_charm(), state))
 
+    def change_config(self, state: scenario.State, config: dict) -> "Outcome":
+        """`juju config mlflow-server key=value ...`: Juju runs config-changed."""
+        state = dataclasses.replace(state, config={**state.config, **config})
+        return self.outcome(self.run("config-changed", self.ctx.on.config_changed(), state))
+
     def outcome(self, state: scenario.State) -> Outcome:
         return Outcome(state, list(self.specs), list(self.history), list(self.spec_hooks))

@@ -99,7 +99,18 @@ class MariaDB:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        with open(self.log, "wb") as log:
+        self._launch()
+        self.sql(
+            f"CREATE USER {_sql_string(DB_USER)}@'%' IDENTIFIED BY {_sql_string(DB_PASSWORD)};"
+            f"ALTER USER 'root'@'localhost' IDENTIFIED BY {_sql_string(DB_ROOT_PASSWORD)};",
+            root_password="",
+        )
+        return self
+
+    def _launch(self) -> None:
+        datadir = self.workdir / "data"
+        as_root = ["--user=root"] if os.geteuid() == 0 else []
+        with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [
                     _which("mariadbd"),
@@ -118,12 +129,11 @@ class MariaDB:
                 start_new_session=True,
             )
         wait_for_port(self.port, 60, self.process, "mariadbd")
-        self.sql(
-            f"CREATE USER {_sql_string(DB_USER)}@'%' IDENTIFIED BY {_sql_string(DB_PASSWORD)};"
-            f"ALTER USER 'root'@'localhost' IDENTIFIED BY {_sql_string(DB_ROOT_PASSWORD)};",
-            root_password="",
-        )
-        return self
+
+    def restart(self) -> None:
+        """Start mariadbd again after `stop()`: same datadir, port and users, as a
+        database pod Kubernetes restarts on its volume."""
+        self._launch()
 
     def sql(self, statements: str, root_password: Optional[str] = None) -> str:
         """Run SQL as root over the socket; passwords go through env and stdin, never argv."""

@@ -4,7 +4,6 @@ Kubernetes gives each replica its own IP; on loopback the replicas differ
 only in port, which is all this changes in the rendered spec.
 """
 
-import copy
 import http.client
 import json
 import subprocess
@@ -16,6 +15,7 @@ import harness
 import pytest
 from mlflow_venvs import NEWEST_MLFLOW, ensure_venv, image_mlflow_version, image_of
 from pod_runner import Pod
+from server_set import on_port
 from servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -25,18 +25,6 @@ HEAD = (
     "from mlflow.store.db.utils import _get_alembic_config\n"
     "print(ScriptDirectory.from_config(_get_alembic_config('sqlite://')).get_current_head())\n"
 )
-
-
-def _on_port(spec: dict, port: int) -> dict:
-    """The same spec, its server on `port`: a replica's own address on loopback."""
-    spec = copy.deepcopy(spec)
-    main = next(c for c in spec["containers"] if not c.get("init"))
-    command = main["command"]
-    command[command.index("--port") + 1] = str(port)
-    main["ports"][0]["containerPort"] = port
-    for probe in ("readinessProbe", "livenessProbe"):
-        main["kubernetes"][probe]["httpGet"]["port"] = port
-    return spec
 
 
 def _schema_version(mariadb, database: str) -> str:
@@ -70,7 +58,7 @@ def test_two_replicas_migrate_an_old_database_once_and_share_it(deploy, mariadb)
     # spec start together on the database the old MLflow wrote.
     upgraded = first.driver.attach_image(first.outcome.state, image_of(new))
     image_bin = ensure_venv(new)
-    pods = [Pod(_on_port(upgraded.spec, free_port()), image_bin, first.workdir / f"replica-{i}") for i in range(2)]
+    pods = [Pod(on_port(upgraded.spec, free_port()), image_bin, first.workdir / f"replica-{i}") for i in range(2)]
     barrier = threading.Barrier(len(pods))
 
     def init(pod: Pod) -> None:

@@ -1,0 +1,255 @@
+"""Faults in the middle of a load: nothing acknowledged is lost.
+
+Two MLflow servers from one rendered spec sit behind a loopback round robin
+(the Kubernetes Service); 8 training loops log through it (load_clients.py)
+while one thing fails: a server is SIGKILLed and restarted, MariaDB stops
+for 10 seconds, SeaweedFS is SIGKILLed during uploads and started again 10 s later (direct and proxied), or
+the spec rolls to a new config. Afterwards every acknowledged metric, param,
+tag, artifact, model version and run end is in the store exactly once, a
+write whose answer was lost is there at most once, and no run is left
+RUNNING or FAILED without its client having been told of an error.
+
+These are the short forms (5 s of load before the fault, through it, 8 s after; the image's MLflow only);
+bench/load.py runs longer loads, more clients and both versions.
+"""
+
+import time
+import uuid
+
+import harness
+import pytest
+from load_clients import DatabaseConnections, Load, LoadConfig, LoadResult, audit, bucket_keys, read_store
+from mlflow_venvs import ensure_venv, image_mlflow_version, image_of
+from server_set import ServerSet
+from servers import S3Server
+
+from fakes.kubernetes_api import FakeKubernetesApi
+from fakes.network_guard import free_port
+
+pytestmark = pytest.mark.e2e
+
+CLIENTS = 8
+FAULT_AT = 5  # seconds of load before the fault, once the clients' first writes are stored
+TAIL = 8  # seconds of load after the fault is over and the store took new writes
+RECOVERY = 180  # the most to wait for that: MLflow's client backs off up to a minute between retries
+LIMIT = 400  # the most a load may last, should a fault never end
+OUTAGE = 10
+MODEL = "load-model"
+
+
+class Fleet:
+    """The charm's tutorial, then its spec run as two replicas behind a Service."""
+
+    def __init__(self, workroot, mariadb, s3, config: dict, version: str):
+        self.mariadb, self.s3, self.version = mariadb, s3, version
+        self.workdir = workroot / f"faults-{uuid.uuid4().hex[:6]}"
+        self.workdir.mkdir()
+        self.database = f"mlflow_{uuid.uuid4().hex[:8]}"
+        mariadb.create_database(self.database)
+        self.kubernetes = FakeKubernetesApi().__enter__()
+        from charm_driver import CharmDriver
+
+        self.driver = CharmDriver(self.workdir, self.kubernetes.write_kubeconfig(self.workdir / "kubeconfig"))
+        config = {"mlflow_port": free_port(), "workers": 2, **config}
+        self.outcome = self.driver.tutorial(image_of(version), s3.app_data(), mariadb.unit_data(self.database), config)
+        self.image_bin = ensure_venv(version)
+        self.servers = ServerSet(self.outcome.spec, self.image_bin, self.workdir / "servers").start()
+
+    def env(self) -> dict:
+        env = harness.notebook_env(self.outcome.pod_defaults["minio"]["env"], self.workdir, self.image_bin)
+        env["MLFLOW_TRACKING_URI"] = self.servers.url
+        return env
+
+    def load(self, name: str, **overrides) -> Load:
+        config = LoadConfig(
+            clients=CLIENTS, seconds=LIMIT, experiment=name, prefix=name, model=f"{MODEL}-{name}", **overrides
+        )
+        load = Load(self.env(), self.image_bin, self.workdir / name, config)
+        STARTED.append(load)
+        started = time.time()
+        load.start()
+        # The clients' own start (importing MLflow) takes seconds to tens of
+        # seconds on a loaded machine: the fault waits for their first write.
+        self.wait_for(self.metrics_after(started), "the load's first metric")
+        return load
+
+    def wait_for(self, check, what: str) -> None:
+        deadline = time.monotonic() + RECOVERY
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what} within {RECOVERY} s")
+            time.sleep(1)
+
+    def finish(self, load: Load, recovered) -> LoadResult:
+        """End `load` TAIL seconds after `recovered()` says the store takes writes
+        again (the clients' retries back off exponentially: a fixed tail could
+        end the load before any of them came back), or after RECOVERY seconds."""
+        deadline = time.monotonic() + RECOVERY
+        while time.monotonic() < deadline and not recovered():
+            time.sleep(1)
+        return load.finish(TAIL)
+
+    def metrics_after(self, moment: float):
+        """A check: has the store a metric the clients stamped after `moment`?"""
+        query = f"USE `{self.database}`; SELECT COUNT(*) FROM metrics WHERE timestamp > {int(moment * 1000)};"
+        return lambda: int(self.mariadb.sql(query).split()[-1]) > 0
+
+    def more_objects(self):
+        """A check: has the bucket more objects than now?"""
+        now = len(bucket_keys(self.s3.client(), harness.BUCKET))
+        return lambda: len(bucket_keys(self.s3.client(), harness.BUCKET)) > now
+
+    def audit(self, result) -> list:
+        keys = bucket_keys(self.s3.client(), harness.BUCKET)
+        store = read_store(self.mariadb, self.database, result.experiment_id, keys, result.config.model)
+        return audit(result, store)
+
+    def stop(self) -> None:
+        self.servers.stop()
+        self.kubernetes.__exit__(None, None, None)
+
+
+STARTED = []  # every Load of this module, stopped after each test whatever its end
+
+
+@pytest.fixture(autouse=True)
+def _no_load_outlives_its_test():
+    yield
+    while STARTED:
+        STARTED.pop().stop()
+
+
+@pytest.fixture(scope="module")
+def s3(workroot):
+    """This module's own SeaweedFS, killed mid-run, without the request log in front:
+    clients must meet the server's own refusals, not a proxy's."""
+    server = S3Server(workroot / "faults-s3", record_requests=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet(workroot, mariadb, s3):
+    fleet = Fleet(workroot, mariadb, s3, {}, image_mlflow_version())
+    yield fleet
+    fleet.stop()
+
+
+@pytest.fixture(scope="module")
+def proxied_fleet(workroot, mariadb, s3):
+    fleet = Fleet(workroot, mariadb, s3, {"serve_artifacts": True}, image_mlflow_version())
+    yield fleet
+    fleet.stop()
+
+
+def _report(result, problems, servers) -> str:
+    return "\n".join(
+        [
+            f"{len(problems)} problems (first 20): {problems[:20]}",
+            f"client errors: {result.error_lines()}",
+            *servers.events,
+            servers.tails(15),
+        ]
+    )
+
+
+def _acked_after(result, call: str, moment: float) -> int:
+    return len([e for e in result.acked(call) if e["at"] > moment])
+
+
+def _acked_between(result, call: str, start: float, end: float) -> int:
+    return len([e for e in result.acked(call) if start < e["at"] < end])
+
+
+def test_a_server_killed_and_restarted_loses_no_acknowledged_write(fleet, mariadb):
+    connections = DatabaseConnections(mariadb).start()
+    load = fleet.load("kill")
+    time.sleep(FAULT_AT)
+    fleet.servers.kill(0)
+    killed_at = time.time()
+    took = fleet.servers.restart(0)
+    result = fleet.finish(load, fleet.metrics_after(time.time()))
+    problems = fleet.audit(result)
+    assert problems == [], _report(result, problems, fleet.servers)
+    # The clients went on through the other server during the restart, and through both after it.
+    assert _acked_between(result, "log_batch", killed_at, killed_at + took) > 0, _report(
+        result, problems, fleet.servers
+    )
+    assert _acked_after(result, "log_batch", killed_at + took) > 0
+    assert all(fleet.servers.alive())
+    # The servers' pools stayed within MariaDB's max_connections, the restart's new pool included.
+    db = connections.read()
+    assert db["refused_too_many"] == 0, db
+    print(f"kill: {result.metrics_logged} metrics acknowledged; errors {result.error_lines()}; connections {db}")
+
+
+def test_database_stopping_for_10_seconds_loses_no_acknowledged_write(fleet, mariadb):
+    pids = [pod.process.pid for pod in fleet.servers.pods]
+    connections = DatabaseConnections(mariadb).start()
+    load = fleet.load("database")
+    time.sleep(FAULT_AT)
+    mariadb.stop()
+    stopped_at = time.time()
+    health = []
+    for _ in range(OUTAGE):
+        health.append(
+            [harness.http_get(port, fleet.servers.health_path, timeout=5)[0] for port in fleet.servers.ports()]
+        )
+        time.sleep(1)
+    mariadb.restart()
+    back_at = time.time()
+    result = fleet.finish(load, fleet.metrics_after(back_at))
+    problems = fleet.audit(result)
+    assert problems == [], _report(result, problems, fleet.servers)
+    # The same server processes serve again once the database is back: no restart was needed.
+    assert [pod.process.pid for pod in fleet.servers.pods] == pids and all(fleet.servers.alive())
+    assert _acked_after(result, "log_batch", back_at) > 0, _report(result, problems, fleet.servers)
+    # Writes sent while the database was down were either stored later (the
+    # client's retries outlasted the outage) or failed in the client: the audit
+    # above holds either way; say which here.
+    print(
+        f"database: outage {back_at - stopped_at:.0f} s; /health during it {health}; "
+        f"errors {result.error_lines()}; connections {connections.read()}"
+    )
+
+
+@pytest.mark.parametrize("path", ["direct", "proxied"])
+def test_s3_stopping_during_uploads_reports_only_stored_artifacts(request, path, s3):
+    chosen = request.getfixturevalue("fleet" if path == "direct" else "proxied_fleet")
+    # Short runs: an upload every few seconds per client, so uploads meet the outage.
+    load = chosen.load(f"s3-{path}", steps=2)
+    chosen.wait_for(chosen.more_objects(), "upload")
+    time.sleep(FAULT_AT)
+    s3.server.kill()
+    stopped_at = time.time()
+    time.sleep(OUTAGE)
+    s3.server.start()
+    back_at = time.time()  # SeaweedFS answers S3 again (start() waits for it)
+    result = chosen.finish(load, chosen.more_objects())
+    problems = chosen.audit(result)
+    assert problems == [], _report(result, problems, chosen.servers)
+    uploads = [e for e in result.ledger if e["call"] == "log_artifact"]
+    during = [e for e in uploads if e["began"] < back_at and e["at"] > stopped_at]
+    assert during, f"no upload met the outage: {len(uploads)} uploads"
+    assert _acked_after(result, "log_artifact", back_at) > 0, _report(result, problems, chosen.servers)
+    slowest = max(e["at"] - e["began"] for e in uploads)
+    print(
+        f"s3 {path}: {len(during)} uploads met the outage, {len([e for e in during if e['outcome'] == 'ack'])} "
+        f"acknowledged; slowest upload {slowest:.1f} s; errors {result.error_lines()}"
+    )
+
+
+def test_a_rolling_config_change_loses_no_acknowledged_write(fleet):
+    load = fleet.load("roll")
+    time.sleep(FAULT_AT)
+    changed = fleet.driver.change_config(fleet.outcome.state, {"workers": 3})
+    assert changed.spec != fleet.outcome.spec
+    rolled_at = time.time()
+    took = fleet.servers.roll(changed.spec)
+    fleet.outcome = changed
+    result = fleet.finish(load, fleet.metrics_after(time.time()))
+    problems = fleet.audit(result)
+    assert problems == [], _report(result, problems, fleet.servers)
+    assert _acked_after(result, "log_batch", rolled_at + sum(took)) > 0, _report(result, problems, fleet.servers)
+    assert _acked_between(result, "log_batch", rolled_at, rolled_at + sum(took)) > 0
+    print(f"roll: new pods ready after {took} s; errors {result.error_lines()}")
