@@ -273,11 +273,24 @@ def custom_resource_definitions() -> List[Dict[str, Any]]:
 
 # --- notebooks ------------------------------------------------------------------
 
+NOTEBOOK_EXPERIMENT = "Default"
+
 
 def notebook_env(tracking_uri: str) -> Dict[str, str]:
     """All a notebook gets: no endpoint, no key. The client sends the pod's own
-    token and namespace, and artifacts go through the server's proxy."""
-    return {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_TRACKING_AUTH": NOTEBOOK_AUTH}
+    token and namespace, and artifacts go through the server's proxy.
+
+    A workspace has no experiment 0 (MLflow's "Default" lives in its default
+    workspace only), so the tutorial's bare `mlflow.start_run()` would answer
+    RESOURCE_DOES_NOT_EXIST; with MLFLOW_EXPERIMENT_NAME the client creates the
+    experiment in the notebook's workspace on first use (MLflow 3.17.2,
+    mlflow/tracking/fluent.py `_get_experiment_id_from_env`). A notebook's own
+    `set_experiment` still wins."""
+    return {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_TRACKING_AUTH": NOTEBOOK_AUTH,
+        "MLFLOW_EXPERIMENT_NAME": NOTEBOOK_EXPERIMENT,
+    }
 
 
 def profile_objects(

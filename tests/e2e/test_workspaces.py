@@ -128,12 +128,6 @@ def _notebook(tenancy: "Tenancy", namespace: str, pod_default_env: Dict[str, str
         # The keyless PodDefault's env, its in-cluster URI swapped for loopback.
         **pod_default_env,
         "MLFLOW_TRACKING_URI": loopback_tracking_uri(pod_default_env["MLFLOW_TRACKING_URI"]),
-        # A workspace has no experiment 0 ("Default" lives in MLflow's default
-        # workspace only), so the tutorial's bare `mlflow.start_run()` answers
-        # RESOURCE_DOES_NOT_EXIST; with MLFLOW_EXPERIMENT_NAME the client creates
-        # the experiment in the notebook's workspace on first use
-        # (mlflow/tracking/fluent.py `_get_experiment_id_from_env`).
-        "MLFLOW_EXPERIMENT_NAME": "Default",
     }
     argv = [str(tenancy.image_bin / "python"), str(HERE / "notebook.py"), BUCKET, str(downloads)]
     return subprocess.Popen(

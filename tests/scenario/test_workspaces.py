@@ -177,7 +177,11 @@ def test_mode_off_the_spec_has_none_of_it(ctx, tmp_path, pod_specs):
 
 def test_notebooks_get_the_tracking_uri_and_their_own_token_and_no_key(ctx, tmp_path, applied):
     out = _settle(ctx, tmp_path)
-    assert _notebook_env(out) == {"MLFLOW_TRACKING_URI": TRACKING_URI, "MLFLOW_TRACKING_AUTH": "kubernetes-namespaced"}
+    assert _notebook_env(out) == {
+        "MLFLOW_TRACKING_URI": TRACKING_URI,
+        "MLFLOW_TRACKING_AUTH": "kubernetes-namespaced",
+        "MLFLOW_EXPERIMENT_NAME": "Default",
+    }
 
     pod_default = applied.get("poddefaults", "alice", NAME)
     assert pod_default["spec"]["selector"] == {"matchLabels": {NAME: "true"}}
@@ -185,6 +189,7 @@ def test_notebooks_get_the_tracking_uri_and_their_own_token_and_no_key(ctx, tmp_
     assert pod_default["spec"]["env"] == [
         {"name": "MLFLOW_TRACKING_URI", "value": TRACKING_URI},
         {"name": "MLFLOW_TRACKING_AUTH", "value": "kubernetes-namespaced"},
+        {"name": "MLFLOW_EXPERIMENT_NAME", "value": "Default"},
     ]
     assert applied.get("secrets", "alice", NAME) is None
     assert MINIO_SECRET_KEY not in json.dumps([pod_default, world.bag(out, "pod-defaults")])

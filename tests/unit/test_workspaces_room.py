@@ -189,6 +189,7 @@ def test_the_pod_defaults_payload_carries_no_key_and_the_auth_mode():
             "env": {
                 "MLFLOW_TRACKING_URI": "http://mlflow-server.kubeflow.svc.cluster.local:5000",
                 "MLFLOW_TRACKING_AUTH": "kubernetes-namespaced",
+                "MLFLOW_EXPERIMENT_NAME": "Default",
             }
         }
     }
@@ -208,7 +209,11 @@ def test_every_kind_but_the_pod_default_is_withdrawn_from_profiles():
     }
     objects = workload.profile_objects(config(enable_workspaces=True), STORAGE, "mlflow-server", "kubeflow")
     assert objects["Secret"] is None
-    assert [e["name"] for e in objects["PodDefault"]["spec"]["env"]] == ["MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_AUTH"]
+    assert [e["name"] for e in objects["PodDefault"]["spec"]["env"]] == [
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_AUTH",
+        "MLFLOW_EXPERIMENT_NAME",
+    ]
 
 
 # --- mlflow-workspaces-rbac.yaml --------------------------------------------------
