@@ -6,11 +6,12 @@
 
 `prepare` installs Debian's mariadb-server when `mariadbd` is missing and this
 is root with apt-get (as `make demo` does), and says so when it cannot.
-`summary` reads the JUnit reports pytest wrote under .tox/<env>/ (tox passes
-`--junitxml=$TOX_ENV_DIR/...` to every pytest env) and prints, as the run's
-last lines, every skipped test with its reason and every suite that did not
-run. Its exit status is tox's, or 1 under CI (`CI` set) when the end-to-end
-suite was skipped: CI must never go green on a partial run.
+`summary` reads the JUnit reports pytest wrote under .tox/<env>/junit/ (each
+pytest command in tox.ini writes its own file) and prints, as the run's last
+lines, every test that ran counted by environment and suite (tests/<suite>/),
+every skipped test with its reason, and every suite that did not run. Its
+exit status is tox's, or 1 under CI (`CI` set) when the end-to-end suite was
+skipped: CI must never go green on a partial run.
 
 Runs on the machine's python3 with the standard library only: no venv exists
 yet when `prepare` runs.
@@ -30,9 +31,11 @@ sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests")]  # servers imp
 
 from servers import mariadb_available  # noqa: E402 - stdlib-only module, shared with the e2e suite
 
-REPORT = "make-test.xml"
-E2E = "tests.e2e."
-TESTS_ENV = "tests"  # the env that runs tests/e2e in `make test`
+REPORTS = "*/junit/*.xml"  # under .tox/: {env_dir}/junit/<name>.xml, as tox.ini's commands write them
+E2E = "e2e"
+# (env, suite) pairs `make test` runs: a missing one is named, never silently absent.
+EXPECTED = (("tests", "unit"), ("tests", "scenario"), ("e2e", E2E), ("py38", "unit"), ("charmcraft", "packing"))
+OUTCOMES = ("passed", "failed", "skipped")
 INSTALL = (
     ["apt-get", "update", "-qq"],
     ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "mariadb-server"],
@@ -44,7 +47,7 @@ def say(text: str = "") -> None:
 
 
 def prepare(tox_dir: Path) -> None:
-    for stale in tox_dir.glob(f"*/{REPORT}"):
+    for stale in tox_dir.glob(REPORTS):
         stale.unlink()
     missing = mariadb_available()
     if not missing:
@@ -65,48 +68,76 @@ def prepare(tox_dir: Path) -> None:
     say(f"make test: {mariadb_available() or 'mariadb-server installed'}")
 
 
-def read_reports(tox_dir: Path) -> Dict[str, List[dict]]:
-    """env -> its test cases: {"id", "outcome" (passed/failed/skipped), "reason"}."""
-    reports = {}
-    for path in sorted(tox_dir.glob(f"*/{REPORT}")):
-        cases = []
-        for case in ET.parse(path).getroot().iter("testcase"):  # noqa: S314 - our own pytest wrote it
+def suite_of(classname: str, report: Path) -> str:
+    """tests.scenario.test_x -> "scenario"; a test outside tests/<suite>/ counts under its report's name."""
+    parts = classname.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "tests" else report.stem
+
+
+def read_reports(tox_dir: Path) -> Dict[Tuple[str, str], List[dict]]:
+    """(env, suite) -> its test cases: {"id", "outcome" (passed/failed/skipped), "reason"}.
+
+    A report with no test case still counts: its suite ran no test (pytest's exit 5)."""
+    reports: Dict[Tuple[str, str], List[dict]] = {}
+    for path in sorted(tox_dir.glob(REPORTS)):
+        env = path.parent.parent.name
+        root = ET.parse(path).getroot()  # noqa: S314 - our own pytest wrote it
+        cases = list(root.iter("testcase"))
+        if not cases:
+            reports.setdefault((env, path.stem), [])
+        for case in cases:
             outcome, reason = "passed", ""
             for child in case:
                 if child.tag == "skipped":
                     outcome, reason = "skipped", child.get("message", "")
                 elif child.tag in ("failure", "error"):
                     outcome = "failed"
-            cases.append(
-                {"id": f"{case.get('classname', '')}.{case.get('name', '')}", "outcome": outcome, "reason": reason}
+            classname = case.get("classname", "")
+            reports.setdefault((env, suite_of(classname, path)), []).append(
+                {"id": f"{classname}.{case.get('name', '')}", "outcome": outcome, "reason": reason}
             )
-        reports[path.parent.name] = cases
     return reports
 
 
-def summarize(reports: Dict[str, List[dict]], tox_rc: int, py38: bool, ci: bool) -> Tuple[List[str], int]:
+def summarize(reports: Dict[Tuple[str, str], List[dict]], tox_rc: int, py38: bool, ci: bool) -> Tuple[List[str], int]:
     """The summary's lines and the exit status of `make test`."""
-    lines = ["", "make test: summary (tox's own verdict per environment is above)"]
+    lines = [
+        "",
+        "make test: summary, every test that ran (tox's own verdict per environment is above)",
+        f"  {'env':<12}{'suite':<10}" + "".join(f"{what:>9}" for what in OUTCOMES),
+    ]
     partial: List[str] = []
-    for env, cases in reports.items():
+    total: Counter = Counter()
+
+    def in_run_order(key: Tuple[str, str]) -> Tuple[int, Tuple[str, str]]:
+        return (EXPECTED.index(key) if key in EXPECTED else len(EXPECTED), key)
+
+    for (env, suite), cases in sorted(reports.items(), key=lambda item: in_run_order(item[0])):
         counts = Counter(case["outcome"] for case in cases)
-        lines.append(f"  {env:<10} {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+        total.update(counts)
+        lines.append(f"  {env:<12}{suite:<10}" + "".join(f"{counts[what]:>9}" for what in OUTCOMES))
         reasons = Counter(case["reason"] for case in cases if case["outcome"] == "skipped")
         for reason, n in reasons.most_common():
-            lines.append(f"  {'':<10} SKIPPED {n}: {reason}")
-    e2e = [case for case in reports.get(TESTS_ENV, []) if case["id"].startswith(E2E)]
+            lines.append(f"  {'':<22}SKIPPED {n}: {reason}")
+        if not cases:
+            partial.append(f"tox env {env} ran no {suite} test (pytest collected nothing)")
+    lines.append("total: " + ", ".join(f"{total[what]} {what}" for what in OUTCOMES))
+
+    e2e = [case for (_, suite), cases in reports.items() if suite == E2E for case in cases]
     e2e_skipped = [case for case in e2e if case["outcome"] == "skipped"]
+    for env, suite in EXPECTED:
+        if suite == E2E or (env == "py38" and not py38) or (env, suite) in reports:
+            continue
+        partial.append(f"tox env {env} wrote no report of its {suite} tests (it failed or stopped before them)")
     if not e2e:
-        partial.append(f"the end-to-end suite (tests/e2e) did not run: no report from tox env `{TESTS_ENV}`")
+        partial.append("the end-to-end suite (tests/e2e) did not run: no report from it")
     elif e2e_skipped:
         partial.append(
             f"the end-to-end suite skipped {len(e2e_skipped)} of {len(e2e)} tests ({e2e_skipped[0]['reason']})"
         )
     if not py38:
         partial.append("tox env py38 did not run: no Python 3.8 here (py38-compat checked the 3.8 claim statically)")
-    other_skips = sum(
-        1 for env, cases in reports.items() for case in cases if case["outcome"] == "skipped" and case not in e2e
-    )
+    other_skips = total["skipped"] - len(e2e_skipped)
     if other_skips:
         partial.append(f"{other_skips} other tests skipped (reasons above)")
 

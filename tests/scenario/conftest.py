@@ -207,6 +207,19 @@ def fuzz_cases(request):
     return count
 
 
+def pytest_sessionfinish(session):
+    """Under pytest-xdist each worker counts its own cases: hand them to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["fuzz_cases"] = session.config.stash.get(FUZZ_CASES, {})
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: the controller adds up the workers' counts
+def pytest_testnodedown(node, error):
+    counts = node.config.stash.setdefault(FUZZ_CASES, {})
+    for name, n in getattr(node, "workeroutput", {}).get("fuzz_cases", {}).items():
+        counts[name] = counts.get(name, 0) + n
+
+
 def pytest_terminal_summary(terminalreporter, config):
     counts = config.stash.get(FUZZ_CASES, {})
     if counts:

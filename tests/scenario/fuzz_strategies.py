@@ -15,16 +15,32 @@ import string
 import yaml
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from problems import MAX_MESSAGE_LENGTH
 
-# Deterministic in CI: no example database, no deadline (a case with a real
-# S3 call takes tens of ms), the same examples on every run.
+# Two profiles. "derandomized", the default (`make test`, CI): the same
+# examples on every run, whatever the seed, the clock or an earlier run left
+# in .hypothesis/ (no example database). "randomized" (`make fuzz`,
+# FUZZ_RANDOM=1): new examples every run, a failure kept in .hypothesis/ and
+# replayed first next time, and printed with the blob that reproduces it.
+# Loaded here, before FUZZ below is made from it; hypothesis' own "ci"
+# profile (loaded when CI is set) is not used.
+_DEFAULT = settings.get_profile("default")  # not "ci", whatever CI says
+settings.register_profile("derandomized", _DEFAULT, derandomize=True, database=None, print_blob=False)
+settings.register_profile(
+    "randomized",
+    _DEFAULT,
+    derandomize=False,
+    database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
+    print_blob=True,
+)
+settings.load_profile("randomized" if os.environ.get("FUZZ_RANDOM", "0") not in ("", "0") else "derandomized")
+
+# No deadline and no timing health check: a case with a real S3 call takes
+# tens of ms, and a loaded machine must not change what a run does.
 FUZZ = settings(
-    derandomize=True,
-    database=None,
     deadline=None,
-    print_blob=False,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,  # the fixtures are per-process fakes, reset by the charm's own logic
         HealthCheck.too_slow,
@@ -35,7 +51,7 @@ FUZZ = settings(
 
 
 def examples(n: int) -> settings:
-    """FUZZ with n examples; FUZZ_SCALE=0.1 makes a quick local run (CI runs the full count)."""
+    """FUZZ with n examples times FUZZ_SCALE: 0.1 makes a quick local run, `make fuzz` runs 5 (CI: 1)."""
     return settings(FUZZ, max_examples=max(1, int(n * float(os.environ.get("FUZZ_SCALE", "1")))))
 
 

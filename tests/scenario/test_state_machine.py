@@ -37,7 +37,8 @@ Ready only on the next hook that reconciles; the confirm action moves the
 proxy at once, also on a unit that had settled.
 
 Bounded for CI: derandomized (the same sequences on every run, no example
-database), 30 sequences of up to 20 steps. The steps run are counted in the
+database; see fuzz_strategies.py), 30 sequences of up to 20 steps; `make
+fuzz` runs more, randomized. The steps run are counted in the
 terminal summary ("fuzzing").
 """
 
@@ -48,8 +49,8 @@ from typing import Any, Dict, Optional, Set, Tuple
 
 import pytest
 import scenario
-from fuzz_strategies import assert_human_status
-from hypothesis import HealthCheck, settings
+from fuzz_strategies import assert_human_status, examples
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 from ops._private.harness import ActionFailed
@@ -58,15 +59,8 @@ import world
 from charm import MlflowServerCharm
 from contracts import ISTIO_PILOT_APP_DATA, MARIADB_UNIT_DATA, MINIO_APP_DATA
 
-MACHINE_SETTINGS = settings(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    max_examples=30,
-    stateful_step_count=20,
-    print_blob=False,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+# fuzz_strategies' profile (derandomized unless `make fuzz`) and FUZZ_SCALE.
+MACHINE_SETTINGS = settings(examples(30), stateful_step_count=20)
 
 OS, DB, INGRESS, PD = "object-storage", "db", "ingress", "pod-defaults"
 ENDPOINTS = frozenset(world.ALL)
