@@ -28,6 +28,8 @@ class CharmConfig:
     worker_timeout: int
     multipart_chunk_mib: int
     sync_profiles: bool
+    # The most database connections the whole application may hold; 0: MLflow's own pools.
+    db_connection_budget: int
 
 
 def _option(raw: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -94,4 +96,5 @@ def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
         # S3 refuses parts under 5 MiB (but the last) and over 5 GiB.
         multipart_chunk_mib=_int_in_range(raw, "multipart_upload_chunk_size", 5, 5120),
         sync_profiles=_option(raw, "sync_profiles", bool),
+        db_connection_budget=_int_in_range(raw, "db_connection_budget", 0, 100000),
     )

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import jinja2
 
+import db_connections
 import mlflow_workload as workload
 from charm_config import CharmConfig
 from relation_data import Database, ObjectStorage
@@ -29,6 +30,8 @@ class PodSpecInputs:
     storage: ObjectStorage
     # The bucket artifacts were once proxied to (see workload.proxy_bucket).
     proxied_bucket: Optional[str] = None
+    # Units Juju plans (one pod each): the connection budget is shared by all.
+    units: int = 1
 
 
 def secret_names(app: str) -> Dict[str, str]:
@@ -80,6 +83,9 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
     config = inputs.config
     literal = workload.kubernetes_literal
     env = workload.server_env(config, inputs.storage, inputs.app, inputs.model)
+    sizing = db_connections.pool_sizing(config.db_connection_budget, inputs.units, config.workers)
+    if sizing is not None:
+        env.update(sizing.env())
     # Juju 2.9 never deletes a service a spec stops declaring: off, the
     # NodePort service stays declared, as a ClusterIP one that no node exposes.
     # Declared from the start, so an upgrade also closes one an older charm left.

@@ -19,6 +19,7 @@ DEFAULT_CONFIG = {
     "worker_timeout": 600,
     "multipart_upload_chunk_size": 16,
     "sync_profiles": True,
+    "db_connection_budget": 100,
 }
 
 # Every character a URI, YAML or a shell could trip on.
