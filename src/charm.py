@@ -76,6 +76,7 @@ class MlflowServerCharm(CharmBase):
         )
         self._settled = SettledInputs(self._stored)
         self._proxied = ProxiedBucket(self.model, self._stored)
+        self._units: Optional[int] = None
         for event in (
             self.on.install,
             self.on.upgrade_charm,
@@ -285,7 +286,8 @@ class MlflowServerCharm(CharmBase):
         if config.workspaces:
             workspaces.check_image(image["imagePath"])
         proxied = workload.proxy_bucket(config, self._proxied.get())
-        inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage, proxied)
+        units = self._planned_units()
+        inputs = PodSpecInputs(self.app.name, self.model.name, image, config, database, storage, proxied, units)
         self._proxied.set(proxied or "")
         text = render_pod_spec(inputs)
         spec_hash = self._settled.digest(text)
@@ -313,11 +315,19 @@ class MlflowServerCharm(CharmBase):
             logger.info("created bucket %r", config.bucket)
         self._stored.bucket_checked, self._stored.bucket_checked_at = checked, time.time()
 
+    def _planned_units(self) -> int:
+        """Units Juju plans, one pod each; read once a hook (goal-state)."""
+        from pod_readiness import planned_pods
+
+        if self._units is None:
+            self._units = planned_pods(self.app.planned_units)
+        return self._units
+
     def _check_pod_ready(self, revision: str) -> None:
         from pod_readiness import check_pod_ready
         from pod_spec import REVISION_ANNOTATION
 
-        check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision, self.app.planned_units)
+        check_pod_ready(self.app.name, self.model.name, REVISION_ANNOTATION, revision, self._planned_units)
 
     def _check_serving(self, config: CharmConfig) -> None:
         """Kubernetes calls the pod Ready; after a failed health check, also ask

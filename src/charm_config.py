@@ -28,6 +28,8 @@ class CharmConfig:
     worker_timeout: int
     multipart_chunk_mib: int
     sync_profiles: bool
+    # The most database connections the whole application may hold; 0: MLflow's own pools.
+    db_connection_budget: int
     # The multi-tenant mode (src/workspaces.py). Defaults as in config.yaml, so
     # a config read before these options existed renders as it did.
     workspaces: bool = False
@@ -116,6 +118,7 @@ def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
             "workspaces_auth_cache_ttl", _newer(raw, "workspaces_auth_cache_ttl", int, 300), 1, 86400
         ),
         workspaces_ui_port=_in_range("workspaces_ui_port", _newer(raw, "workspaces_ui_port", int, 5001), 1024, 65535),
+        db_connection_budget=_int_in_range(raw, "db_connection_budget", 0, 100000),
     )
     if config.workspaces and config.workspaces_ui_port == config.port:
         raise Blocked(

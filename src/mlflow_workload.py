@@ -126,11 +126,22 @@ def telemetry_env(config: CharmConfig) -> Dict[str, str]:
 
 
 def worker_timeout_env(config: CharmConfig) -> Dict[str, str]:
-    """MLflow 2.x serves with gunicorn, whose sync workers are killed after 30 s
-    on one request: a large proxied artifact needs longer. gunicorn reads the
-    variable itself, so no flag reaches 3.x, which serves with uvicorn and
-    does not cut long requests."""
-    return {"GUNICORN_CMD_ARGS": f"--timeout {config.worker_timeout}"}
+    """How long a worker may be busy or silent before its supervisor replaces it.
+
+    MLflow 2.x serves with gunicorn, whose sync workers are killed after 30 s
+    on one request: a large proxied artifact needs longer. MLflow 3.x serves
+    with uvicorn, which does not cut long requests but kills a worker that
+    misses its supervisor's ping for 5 s (uvicorn/supervisors/multiprocess.py):
+    an overloaded pod then loses the requests in flight, writes that may
+    have been committed included. Each server reads its own variable (uvicorn
+    through click's UVICORN_ prefix, since 0.16; the health check timeout
+    since 0.37): an older one ignores it, where an unknown flag in
+    MLFLOW_UVICORN_OPTS would stop uvicorn from starting.
+    """
+    return {
+        "GUNICORN_CMD_ARGS": f"--timeout {config.worker_timeout}",
+        "UVICORN_TIMEOUT_WORKER_HEALTHCHECK": str(config.worker_timeout),
+    }
 
 
 def multipart_upload_env(config: CharmConfig) -> Dict[str, str]:

@@ -70,11 +70,12 @@ def count_ready(pods: Iterable["Pod"], annotation: str, revision: str, expected:
     return Readiness(expected, len(current), sum(1 for pod in current if _is_ready(pod)))
 
 
-def _expected(planned_units: Callable[[], int]) -> int:
+def planned_pods(planned_units: Callable[[], int]) -> int:
+    """The pods Juju plans (one a unit), at least 1."""
     try:
-        return int(planned_units())
+        return max(int(planned_units()), 1)
     except Exception as e:  # noqa: BLE001 - goal-state unavailable: judge by one pod, as before scaling
-        logger.warning("cannot read the planned unit count (%s); checking one MLflow pod", type(e).__name__)
+        logger.warning("cannot read the planned unit count (%s); counting one MLflow pod", type(e).__name__)
         return 1
 
 
@@ -94,4 +95,4 @@ def check_pod_ready(
             f"cannot ask the Kubernetes API whether the MLflow pod is ready ({type(e).__name__}); "
             "re-checked on update-status"
         )
-    count_ready(pods, annotation, revision, _expected(planned_units)).check()
+    count_ready(pods, annotation, revision, planned_pods(planned_units)).check()

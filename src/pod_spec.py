@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import jinja2
 
+import db_connections
 import mlflow_workload as workload
 from charm_config import CharmConfig
 from relation_data import Database, ObjectStorage
@@ -29,6 +30,8 @@ class PodSpecInputs:
     storage: ObjectStorage
     # The bucket artifacts were once proxied to (see workload.proxy_bucket).
     proxied_bucket: Optional[str] = None
+    # Units Juju plans (one pod each): the connection budget is shared by all.
+    units: int = 1
 
 
 def secret_names(app: str) -> Dict[str, str]:
@@ -80,6 +83,12 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
     config = inputs.config
     literal = workload.kubernetes_literal
     env = workload.server_env(config, inputs.storage, inputs.app, inputs.model)
+    # Each server of the pod (the mode's UI server too) keeps its own pools; the
+    # mode's workspace store is the Kubernetes API, not the database.
+    servers = 2 if config.workspaces else 1
+    sizing = db_connections.pool_sizing(config.db_connection_budget, inputs.units, config.workers, servers=servers)
+    if sizing is not None:
+        env.update(sizing.env())
     command = workload.server_command(config, inputs.proxied_bucket)
     mode: Dict[str, Any] = {"ui": None, "service_account": None, "crds": None}
     if config.workspaces:

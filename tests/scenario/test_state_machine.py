@@ -185,7 +185,8 @@ class World:
         """What the rendered spec depends on: equal keys, equal specs."""
         config = tuple(sorted((k, v) for k, v in self.config.items() if k not in NOT_IN_SPEC))
         db = tuple(self.mariadb[f] for f in DB_FIELDS)
-        return config, MINIO_KEYS[self.minio], db, self.image_ok, self.proxy
+        # The units share the database connection budget: each count sizes the pools anew.
+        return config, MINIO_KEYS[self.minio], db, self.image_ok, self.proxy, self.units
 
     def bucket_key(self) -> Tuple:
         """What the charm's bucket check is remembered by."""

@@ -115,6 +115,12 @@ def test_a_second_server_serves_the_dashboard_in_trusted_header_mode(ctx, tmp_pa
     assert env["MLFLOW_K8S_AUTH_REMOTE_GROUPS_SEPARATOR"] == ","
     assert env["MLFLOW_K8S_AUTH_CACHE_TTL_SECONDS"] == "30"
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    # Two servers a pod share one pod's part of db_connection_budget (default 100,
+    # one unit, 4 workers): 100 // 2 pods at once // 2 servers = 25 a server,
+    # (25 - 5) // (4 workers x 2 stores) = 2 connections an engine.
+    for server in (token, ui):
+        assert _plain_env(server)["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] == "1"
+        assert _plain_env(server)["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] == "1"
     # Same database and bucket: the same Secrets, by reference only.
     secrets = {k for k, v in token["envConfig"].items() if not isinstance(v, str)}
     assert (

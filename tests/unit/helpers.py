@@ -22,6 +22,7 @@ DEFAULT_CONFIG = {
     "enable_workspaces": False,
     "workspaces_auth_cache_ttl": 300,
     "workspaces_ui_port": 5001,
+    "db_connection_budget": 100,
 }
 
 # Every character a URI, YAML or a shell could trip on.

@@ -141,9 +141,13 @@ def test_telemetry_is_off_in_the_server_env_unless_enabled():
     assert "MLFLOW_DISABLE_TELEMETRY" not in env and "DO_NOT_TRACK" not in env
 
 
-def test_worker_timeout_reaches_gunicorn_through_its_env_not_a_flag():
+def test_worker_timeout_reaches_gunicorn_and_uvicorn_through_their_env_not_a_flag():
     env = workload.server_env(config(worker_timeout=900), storage(), "mlflow-server", "kubeflow")
     assert env["GUNICORN_CMD_ARGS"] == "--timeout 900"
+    assert env["UVICORN_TIMEOUT_WORKER_HEALTHCHECK"] == "900"
+    # MLflow 3.x would pass these to uvicorn as flags, which an older uvicorn refuses;
+    # MLFLOW_GUNICORN_OPTS would switch 3.x back to gunicorn.
+    assert "MLFLOW_UVICORN_OPTS" not in env and "MLFLOW_GUNICORN_OPTS" not in env
     assert not [a for a in workload.server_command(config(worker_timeout=900)) if "timeout" in a or a == "900"]
 
 

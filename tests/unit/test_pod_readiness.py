@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pod_readiness import NO_POD_OF_SPEC, NOT_READY, Readiness, _expected, count_ready
+from pod_readiness import NO_POD_OF_SPEC, NOT_READY, Readiness, count_ready, planned_pods
 from problems import Waiting
 
 ANNOTATION = "mlflow-server.charm/spec-revision"
@@ -57,6 +57,6 @@ def test_an_unreadable_planned_unit_count_is_judged_by_one_pod(caplog):
     def goal_state_unavailable():
         raise RuntimeError("goal-state failed")
 
-    assert _expected(goal_state_unavailable) == 1
+    assert planned_pods(goal_state_unavailable) == 1
     assert "cannot read the planned unit count (RuntimeError)" in caplog.text
-    assert _expected(lambda: 3) == 3
+    assert planned_pods(lambda: 3) == 3

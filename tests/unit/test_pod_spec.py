@@ -6,12 +6,15 @@ import yaml
 import mlflow_workload as workload
 from helpers import HOSTILE_PASSWORD, config, database, storage
 from pod_spec import PodSpecInputs, render_pod_spec, with_revision
+from problems import Blocked
 
 IMAGE = {"imagePath": "docker.io/charmedkubeflow/mlflow:2.22.0-5be7a7a"}
 
 
-def render(cfg=None, db=None, st=None, image=IMAGE):
-    inputs = PodSpecInputs("mlflow-server", "kubeflow", image, cfg or config(), db or database(), st or storage())
+def render(cfg=None, db=None, st=None, image=IMAGE, units=1):
+    inputs = PodSpecInputs(
+        "mlflow-server", "kubeflow", image, cfg or config(), db or database(), st or storage(), units=units
+    )
     return render_pod_spec(inputs)
 
 
@@ -125,3 +128,24 @@ def test_rendering_is_byte_stable():
 def test_the_pod_carries_the_revision_it_is_given():
     annotations = spec_of()["kubernetesResources"]["pod"]["annotations"]
     assert annotations == {"mlflow-server.charm/spec-revision": "mlflow-server/0#1"}
+
+
+POOL = ("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW")
+
+
+def test_the_connection_budget_sizes_the_servers_pools_from_the_units():
+    one = container(spec_of())["envConfig"]
+    assert (one[POOL[0]], one[POOL[1]]) == ("4", "1")  # 100 over 2 pods of 4 workers
+    three = container(with_revision(render(units=3), "r"))["envConfig"]
+    assert (three[POOL[0]], three[POOL[1]]) == ("1", "1")
+    assert not [k for k in container(spec_of(), "mlflow-db-upgrade")["envConfig"] if k in POOL]
+
+
+def test_no_budget_renders_no_pool_variables():
+    env = container(spec_of(cfg=config(db_connection_budget=0)))["envConfig"]
+    assert not [k for k in env if k in POOL]
+
+
+def test_a_budget_too_small_for_the_units_renders_nothing():
+    with pytest.raises(Blocked, match="db_connection_budget=100 is too small for 4 units of 4 workers"):
+        render(units=4)

@@ -34,7 +34,7 @@ config = parse_config(ordered([
     ("allowed_hosts", "10.64.140.43.nip.io,mlflow.example.com"),
     ("cors_allowed_origins", "http://10.64.140.43.nip.io"),
     ("enable_telemetry", False), ("worker_timeout", 600), ("multipart_upload_chunk_size", 100),
-    ("sync_profiles", True),
+    ("sync_profiles", True), ("db_connection_budget", 100),
 ]))
 image = ordered([("imagePath", "docker.io/charmedkubeflow/mlflow:2.22.0-5be7a7a"),
                  ("username", "u"), ("password", "p@ss")])
