@@ -1,13 +1,16 @@
 # Run by the pod's init container with the image's Python, before `mlflow server`.
-# Brings a database created by an older MLflow up to this image's schema; an
-# empty database is left for the server to create. The URI comes from the env
-# (a Kubernetes Secret) and is passed in-process, never on a command line.
+# Brings a database created by an older MLflow up to this image's schema, and
+# gives an empty one this image's schema. The URI comes from the env (a
+# Kubernetes Secret) and is passed in-process, never on a command line.
 #
 # Every replica's init container runs this at once on a rollout or a scale-out.
 # MariaDB's DDL is not transactional, so two migrations racing each other fail
 # ("table already exists") and can leave the schema half-applied: a named lock
 # on the database server lets one pod migrate while the others wait, then find
-# the schema current.
+# the schema current. That holds for an empty database too: left to the
+# servers, two pods starting together on it both create the tables (MLflow
+# serializes that with a file lock, which is per pod), and the loser exits
+# with "Table 'alembic_version' already exists".
 import os
 import sys
 import time
@@ -39,7 +42,12 @@ try:
         upgrade.main([uri], standalone_mode=False)
         print("mlflow database schema is up to date")
     else:
-        print("empty mlflow database: the server creates its tables")
+        # What the server itself runs on an empty database (MLflow 2.22.0 and
+        # 3.17.2: mlflow/store/db/utils.py), here under the lock.
+        from mlflow.store.db.utils import _initialize_tables
+
+        _initialize_tables(engine)
+        print("empty mlflow database: created its tables")
 finally:
     if lock is not None:
         lock.execute(sqlalchemy.text(f"SELECT RELEASE_LOCK({LOCK_NAME})"))

@@ -76,10 +76,9 @@ class ServerSet:
         return Pod(on_port(spec, free_port()), self.image_bin, self.workdir / f"pod-{self._made}", env_overrides)
 
     def start(self, ready_timeout: float = 300) -> "ServerSet":
-        """Every replica, one after the other: on an empty database the first
-        server creates the tables, and two creating them at once race (MariaDB's
-        DDL is not transactional; the loser exits with "table already exists"
-        and Kubernetes would restart it)."""
+        """Every replica, one after the other, so a failure names its pod.
+        (Together works too: the init container creates an empty database's
+        tables under its lock; test_replicas.py starts two at once.)"""
         self.service.start()
         self.pods = [self._new_pod(self.spec) for _ in range(self.replicas)]
         for pod in self.pods:

@@ -9,12 +9,13 @@ import json
 import subprocess
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import harness
 import pytest
 from mlflow_venvs import NEWEST_MLFLOW, ensure_venv, image_mlflow_version, image_of
-from pod_runner import Pod
+from pod_runner import Pod, secrets
 from server_set import on_port
 from servers import free_port
 
@@ -98,6 +99,50 @@ def test_two_replicas_migrate_an_old_database_once_and_share_it(deploy, mariadb)
         assert report["model_versions"] == [1, 2]  # version 1, registered through 2.22.0, survived
         assert report["predictions_match"] is True
         assert _run_id(ports[0], report["run_id"])["info"]["run_id"] == report["run_id"]
+    finally:
+        for pod in pods:
+            pod.stop()
+
+
+def test_two_replicas_starting_together_on_an_empty_database_both_serve(deploy, mariadb):
+    """A new deployment scaled to two before its first start: both pods run the
+    init container together, then both servers. The init container creates the
+    tables under its lock, so no server races another to create them."""
+    version = image_mlflow_version()
+    first = deploy(version)
+    first.pod.stop()
+    empty = f"mlflow_{uuid.uuid4().hex[:8]}"
+    mariadb.create_database(empty)
+    uri = secrets(first.spec)["mlflow-server-db"]["MLFLOW_BACKEND_STORE_URI"]
+    assert uri.endswith(f"/{first.database}")
+    env = {"MLFLOW_BACKEND_STORE_URI": uri[: -len(first.database)] + empty}
+    pods = [Pod(on_port(first.spec, free_port()), first.image_bin, first.workdir / f"new-{i}", env) for i in range(2)]
+    barrier = threading.Barrier(len(pods))
+
+    def together(step):
+        def run(pod: Pod):
+            barrier.wait()
+            return step(pod)
+
+        with ThreadPoolExecutor(len(pods)) as pool:
+            return [f.exception() for f in [pool.submit(run, pod) for pod in pods]]
+
+    try:
+        failures = together(Pod.run_init_containers)
+        assert failures == [None, None], [str(f) for f in failures]
+        init_logs = sorted(pod.tail(next(c for c in pod.containers if c.init), 400) for pod in pods)
+        created = ["empty mlflow database: created its tables" in log for log in init_logs]
+        current = ["mlflow database schema is up to date" in log for log in init_logs]
+        assert sorted(zip(created, current)) == [(False, True), (True, False)], init_logs
+
+        assert together(Pod.start) == [None, None]
+        for pod in pods:
+            pod.wait_ready(timeout=240)
+        time.sleep(2)  # a server that lost a race exits right after its workers start
+        assert [pod.process.poll() for pod in pods] == [None, None], [pod.tail(pod.main[0], 40) for pod in pods]
+        for pod in pods:
+            status, body = harness.http_get(pod.readiness[1], "/api/2.0/mlflow/experiments/search?max_results=5")
+            assert status == 200, body
     finally:
         for pod in pods:
             pod.stop()

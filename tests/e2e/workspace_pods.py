@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Sequence
 
 from pod_runner import NODE_ENV
+from servers import stop
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 # The headers Kubeflow's gateway sets, which the UI server trusts.
@@ -90,16 +91,7 @@ class PodProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, 15)
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, 9)
-            self.process.wait(timeout=30)
-        except ProcessLookupError:
-            pass
+        stop(self.process, timeout=30)
 
 
 def run_in_pod(argv: Sequence[str], env: Mapping[str, str], identity: Path, cwd: Path, timeout: float):

@@ -64,6 +64,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs, urlparse
 
+from fakes.kubernetes_api import _status  # one shape of a failed call: meta/v1 Status
+
 PROFILE_LABELS = {"app.kubernetes.io/part-of": "kubeflow-profile", "pipelines.kubeflow.org/enabled": "true"}
 MLFLOW_GROUP = "mlflow.kubeflow.org"
 AUTHZ_PREFIX = "/apis/authorization.k8s.io/v1/"
@@ -78,18 +80,6 @@ BOOKMARK_EVERY = 5.0
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _status(code: int, reason: str, message: str) -> dict:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
 
 
 def selector_matches(labels: Dict[str, str], selector: str) -> bool:
