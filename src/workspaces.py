@@ -147,12 +147,9 @@ def ui_command(token_command: List[str], config: CharmConfig) -> List[str]:
 
 
 def _common_env(server_env: Dict[str, str], config: CharmConfig) -> Dict[str, str]:
-    # The kubernetes-auth app runs under uvicorn (mlflow/server/__init__.py),
-    # which gunicorn's GUNICORN_CMD_ARGS never reaches; --workers reaches it
-    # as a flag. uvicorn cuts no request: its nearest knob to gunicorn's
-    # --timeout is how long a worker may leave its supervisor unanswered.
-    # Added to whatever uvicorn options the server already has.
-    uvicorn = f"{server_env.get('MLFLOW_UVICORN_OPTS', '')} --timeout-worker-healthcheck {config.worker_timeout}"
+    # The kubernetes-auth app runs under uvicorn's CLI (mlflow/server/__init__.py
+    # `_build_uvicorn_command`), so worker_timeout reaches it as today's 3.x
+    # server does: UVICORN_TIMEOUT_WORKER_HEALTHCHECK in server_env.
     return {
         "MLFLOW_K8S_WORKSPACE_LABEL_SELECTOR": PROFILE_SELECTOR,
         "MLFLOW_K8S_AUTH_CACHE_TTL_SECONDS": str(config.workspaces_auth_cache_ttl),
@@ -160,7 +157,6 @@ def _common_env(server_env: Dict[str, str], config: CharmConfig) -> Dict[str, st
         # default (MLFLOW_SERVER_ENABLE_JOB_EXECUTION, mlflow/server): about 2 GiB
         # of Python a server, for GenAI jobs a tracking server for notebooks never runs.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_UVICORN_OPTS": uvicorn.strip(),
     }
 
 

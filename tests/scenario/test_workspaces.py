@@ -89,7 +89,7 @@ def test_the_token_server_runs_the_plugin_and_proxies_every_artifact(ctx, tmp_pa
     assert env["MLFLOW_K8S_WORKSPACE_LABEL_SELECTOR"] == "app.kubernetes.io/part-of=kubeflow-profile"
     assert env["MLFLOW_K8S_AUTH_CACHE_TTL_SECONDS"] == "300"
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    assert env["MLFLOW_UVICORN_OPTS"] == "--timeout-worker-healthcheck 600"
+    assert env["UVICORN_TIMEOUT_WORKER_HEALTHCHECK"] == "600"
     # Never trusts identity headers, and no default workspace every profile would share.
     assert not {"MLFLOW_K8S_AUTH_REMOTE_USER_HEADER", "MLFLOW_K8S_DEFAULT_WORKSPACE", "MLFLOW_WORKSPACE"} & set(env)
     assert token["ports"] == [{"name": "http", "containerPort": 5000, "protocol": "TCP"}]

@@ -110,9 +110,14 @@ def test_the_ui_server_is_the_token_servers_command_on_its_own_port():
     assert token[5] == "5000", "the token server's command is left as it was"
 
 
-def test_uvicorn_options_already_set_are_kept():
-    env = workspaces.token_server_env({"MLFLOW_UVICORN_OPTS": "--limit-concurrency 64"}, config(worker_timeout=90))
-    assert env["MLFLOW_UVICORN_OPTS"] == "--limit-concurrency 64 --timeout-worker-healthcheck 90"
+def test_both_servers_keep_the_worker_timeout_uvicorn_reads():
+    server_env = workload.server_env(config(worker_timeout=90), STORAGE, "mlflow-server", "kubeflow")
+    for env in (
+        workspaces.token_server_env(server_env, config(worker_timeout=90)),
+        workspaces.ui_server_env(server_env, config(worker_timeout=90), "h"),
+    ):
+        assert env["UVICORN_TIMEOUT_WORKER_HEALTHCHECK"] == "90"
+        assert "MLFLOW_UVICORN_OPTS" not in env
 
 
 def test_only_the_ui_server_trusts_headers_and_groups_split_as_oidc_authservice_joins_them():
