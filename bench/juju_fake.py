@@ -96,6 +96,14 @@ class FakeJuju:
             self._json(a / "relation-get" / str(rel_id) / remote_app / "0.json", unit_bag)
             self._json(a / "relation-get" / str(rel_id) / f"{APP}.app.json", {})
             self._json(a / "relation-get" / str(rel_id) / APP / "0.json", {})
+        # The `replicas` peer relation Juju 2.9 makes at deploy: a lone unit lists
+        # no other unit, and its app bag holds the proxied bucket once there is one.
+        peer_id = 9
+        self._json(a / "relation-ids" / "replicas.json", [f"replicas:{peer_id}"])
+        self._json(a / "relation-list" / f"{peer_id}.json", [])
+        self._json(a / "relation-list" / f"{peer_id}.app.json", APP)
+        self._json(a / "relation-get" / str(peer_id) / f"{APP}.app.json", {})
+        self._json(a / "relation-get" / str(peer_id) / APP / "0.json", {})
         # The tutorial relates no Prometheus; config-changed still asks whether one is.
         self._json(a / "relation-ids" / "metrics-endpoint.json", [])
         self.clear_log()
