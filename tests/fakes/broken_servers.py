@@ -3,12 +3,14 @@
 - `closed_port()`: a port nothing listens on (connect is refused at once);
 - `StallingServer`: accepts TCP connections and never answers a byte;
 - `StatusServer`: answers every HTTP request with one status code (403 for
-  a MinIO that rejects the keys, 500 for a broken one), S3-style XML body.
+  a MinIO that rejects the keys, 500 for a broken one), S3-style XML body;
+  `head_status=404` makes it a MinIO without the bucket that refuses to create it.
 """
 
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
 
 from fakes.network_guard import free_port
 
@@ -51,7 +53,7 @@ class StallingServer:
 
 
 class StatusServer:
-    def __init__(self, status: int, code: str):
+    def __init__(self, status: int, code: str, head_status: Optional[int] = None):
         self.requests = []
         server = self
 
@@ -59,10 +61,10 @@ class StatusServer:
             def log_message(self, *args):
                 pass
 
-            def _answer(self, with_body: bool):
+            def _answer(self, with_body: bool, answer: int = status):
                 server.requests.append((self.command, self.path))
                 body = f'<?xml version="1.0"?><Error><Code>{code}</Code><Message>{code}</Message></Error>'.encode()
-                self.send_response(status)
+                self.send_response(answer)
                 self.send_header("Content-Type", "application/xml")
                 self.send_header("Content-Length", str(len(body) if with_body else 0))
                 self.end_headers()
@@ -70,7 +72,7 @@ class StatusServer:
                     self.wfile.write(body)
 
             def do_HEAD(self):
-                self._answer(with_body=False)
+                self._answer(with_body=False, answer=head_status or status)
 
             def do_GET(self):
                 self._answer(with_body=True)
