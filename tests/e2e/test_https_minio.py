@@ -8,8 +8,6 @@ The Scenario layer checks the https URLs in the pod spec and PodDefault
 (tests/scenario/test_bucket_and_readiness.py); this checks the handshake.
 """
 
-import subprocess
-
 import harness
 import pytest
 from charm_driver import CharmDriver
@@ -18,23 +16,13 @@ from servers import S3_CREDENTIALS, minio_app_data
 
 from contracts import PEERS
 from fakes.kubernetes_api import FakeKubernetesApi
+from fakes.seaweedfs import self_signed_certificate
 
 pytestmark = pytest.mark.e2e
 
 
-def _self_signed(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
-        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 def test_the_bucket_is_checked_over_https_and_only_with_a_trusted_certificate(seaweedfs, tmp_path, monkeypatch):
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     server = seaweedfs(tls=(cert, key), credentials=S3_CREDENTIALS)
     endpoint = f"https://localhost:{server.port}"
     monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)

