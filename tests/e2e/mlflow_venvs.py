@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import List
 
 import yaml
 
@@ -73,42 +74,42 @@ def requirements(version: str):
     return (f"mlflow=={version}", *EXTRAS, *ERA_PINS.get(version.split(".")[0], ()))
 
 
-def venv_dir(version: str) -> Path:
-    return CACHE / f"mlflow-{version}"
-
-
 def ensure_venv(version: str, log=print) -> Path:
-    """The venv's bin/ directory, installing the venv unless a complete one is there.
+    """The venv's bin/ directory, installing the venv unless a complete one is there."""
+    wanted = "\n".join(requirements(version)) + "\n"
+    return _venv(
+        f"mlflow-{version}", Path(sys.executable), wanted, list(requirements(version)), f"MLflow {version}", log
+    )
 
-    A marker written after pip succeeds holds the requirement list, so a venv
-    whose install was interrupted, or whose pins changed, is built again. A
-    lock file keeps a test run and `make demo` from building the same venv at once.
+
+def _venv(name: str, python: Path, wanted: str, pip_args: List[str], what: str, log) -> Path:
+    """`.cache/<name>`'s bin/, made with `python` and `pip install <pip_args>` unless complete.
+
+    A marker written after pip succeeds holds `wanted` (the requirements, and
+    whatever else must match), so a venv whose install was interrupted, or
+    whose pins changed, is built again. A lock file keeps a test run and
+    `make demo` from building the same venv at once.
     """
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"mlflow-{version}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _ensure_venv(version, log)
-
-
-def _ensure_venv(version: str, log) -> Path:
-    target = venv_dir(version)
+    target = CACHE / name
     marker = target / "e2e-requirements.txt"
-    wanted = "\n".join(requirements(version)) + "\n"
-    if marker.is_file() and marker.read_text() == wanted:
+    with open(CACHE / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file() and marker.read_text() == wanted:
+            return target / "bin"
+        log(f"installing {what} into {target.relative_to(ROOT)} with {python} (once; takes a few minutes)")
+        started = time.monotonic()
+        subprocess.run([str(python), "-m", "venv", "--clear", str(target)], check=True)
+        pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        log_file = CACHE / f"{name}-install.log"
+        with open(log_file, "wb") as out:
+            result = subprocess.run([*pip, *pip_args], stdout=out, stderr=subprocess.STDOUT, check=False)
+        if result.returncode != 0:
+            tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-30:])
+            raise RuntimeError(f"pip could not install {what} (log: {log_file}):\n{tail}")
+        marker.write_text(wanted)
+        log(f"{what} installed in {time.monotonic() - started:.0f} s")
         return target / "bin"
-    log(f"installing MLflow {version} into {target.relative_to(ROOT)} (once; takes a few minutes)")
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(target)], check=True)
-    pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    log_file = CACHE / f"mlflow-{version}-install.log"
-    with open(log_file, "wb") as out:
-        result = subprocess.run([*pip, *requirements(version)], stdout=out, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-30:])
-        raise RuntimeError(f"pip could not install MLflow {version} (log: {log_file}):\n{tail}")
-    marker.write_text(wanted)
-    log(f"MLflow {version} installed in {time.monotonic() - started:.0f} s")
-    return target / "bin"
 
 
 # The multi-tenant image's closure (issue 24), hashed: the "workspaces" venv
@@ -152,32 +153,9 @@ def ensure_workspaces_venv(log=print) -> Path:
     whose reason names what is missing.
     """
     python = find_python()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    target = CACHE / "mlflow-workspaces"
-    marker = target / "e2e-requirements.txt"
-    wanted = f"{python}\n{IMAGE_LOCK.read_text()}"
-    with open(CACHE / "mlflow-workspaces.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file() and marker.read_text() == wanted:
-            return target / "bin"
-        log(f"installing image/requirements.lock into {target.relative_to(ROOT)} with {python} (once)")
-        started = time.monotonic()
-        subprocess.run([str(python), "-m", "venv", "--clear", str(target)], check=True)
-        pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        log_file = CACHE / "mlflow-workspaces-install.log"
-        with open(log_file, "wb") as out:
-            result = subprocess.run(
-                [*pip, "--require-hashes", "--no-deps", "-r", str(IMAGE_LOCK)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        if result.returncode != 0:
-            tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-30:])
-            raise RuntimeError(f"pip could not install {IMAGE_LOCK.relative_to(ROOT)} (log: {log_file}):\n{tail}")
-        marker.write_text(wanted)
-        log(f"workspaces venv installed in {time.monotonic() - started:.0f} s")
-        return target / "bin"
+    pip_args = ["--require-hashes", "--no-deps", "-r", str(IMAGE_LOCK)]
+    what = str(IMAGE_LOCK.relative_to(ROOT))
+    return _venv("mlflow-workspaces", python, f"{python}\n{IMAGE_LOCK.read_text()}", pip_args, what, log)
 
 
 if __name__ == "__main__":
