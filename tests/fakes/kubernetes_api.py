@@ -61,6 +61,19 @@ def workspaces_rbac() -> List[dict]:
     return list(yaml.safe_load_all(WORKSPACES_RBAC_FILE.read_text()))
 
 
+def reply_json(handler: BaseHTTPRequestHandler, code: int, body: object) -> None:
+    """Answer one request with a JSON body, as the API server does."""
+    data = json.dumps(body).encode()
+    try:
+        handler.send_response(code)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
+        pass
+
+
 def _status(code: int, reason: str, message: str) -> dict:
     return {
         "kind": "Status",
@@ -125,15 +138,7 @@ class FakeKubernetesApi:
             do_GET = do_POST = do_PATCH = do_DELETE = _handle
 
             def _reply(self, code, body):
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
-                    pass
+                reply_json(self, code, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs, urlparse
 
-from fakes.kubernetes_api import _status  # one shape of a failed call: meta/v1 Status
+from fakes.kubernetes_api import _status, reply_json  # meta/v1 Status; a JSON answer
 
 PROFILE_LABELS = {"app.kubernetes.io/part-of": "kubeflow-profile", "pipelines.kubeflow.org/enabled": "true"}
 MLFLOW_GROUP = "mlflow.kubeflow.org"
@@ -157,15 +157,7 @@ class FakeCluster:
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
             def _reply(self, code, body):
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                reply_json(self, code, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
