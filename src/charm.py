@@ -77,6 +77,7 @@ class MlflowServerCharm(CharmBase):
         self._settled = SettledInputs(self._stored)
         self._proxied = ProxiedBucket(self.model, self._stored)
         self._units: Optional[int] = None
+        self._image: Optional[Dict[str, str]] = None  # the resource, read at most once a hook
         for event in (
             self.on.install,
             self.on.upgrade_charm,
@@ -221,7 +222,7 @@ class MlflowServerCharm(CharmBase):
         storage = problems.attempt(storage_reading.value)
         database = problems.attempt(readings[peers.DB].value)
         self._publish_pod_defaults(
-            workload.pod_defaults(config, storage, self.app.name, self.model.name),
+            workload.pod_defaults(config, storage, self.app.name, self.model.name, self._server_mlflow(config)),
             pod_defaults,
             keep=storage is None and storage_reading.related,
             withdraw_keys=withdraw,
@@ -270,6 +271,25 @@ class MlflowServerCharm(CharmBase):
                 payload = workload.without_minio_keys(published)
             peers.publish_pod_defaults(self, relation, payload)
 
+    def _image_details(self) -> Dict[str, str]:
+        from oci_image import read_image_details
+
+        if self._image is None:
+            self._image = read_image_details(self.model.resources)
+        return self._image
+
+    def _server_mlflow(self, config: CharmConfig) -> Optional[Tuple[int, int]]:
+        """The server's MLflow as the image's tag says, where notebooks' settings
+        depend on it (proxied artifacts); the resource is read only then."""
+        if not config.serve_artifacts or config.workspaces:
+            return None
+        from oci_image import image_mlflow_version
+
+        try:
+            return image_mlflow_version(self._image_details()["imagePath"])
+        except Blocked:
+            return None  # the pod spec reports the missing resource
+
     def _publish_ingress(self, config: CharmConfig, relation: Relation) -> None:
         version = peers.ingress_version(self, relation)
         routed = workspaces.ui_config(config) if config.workspaces else config  # the dashboard's server
@@ -279,10 +299,9 @@ class MlflowServerCharm(CharmBase):
     def _apply_pod_spec(self, config: CharmConfig, storage: peers.ObjectStorage, database: peers.Database) -> str:
         """The revision of the spec in force. Juju applies a spec after the hook,
         so a hook that sets one cannot see its pod yet: it raises Waiting."""
-        from oci_image import read_image_details
         from pod_spec import PodSpecInputs, render_pod_spec, with_revision
 
-        image = read_image_details(self.model.resources)
+        image = self._image_details()
         if config.workspaces:
             workspaces.check_image(image["imagePath"])
         proxied = workload.proxy_bucket(config, self._proxied.get())
@@ -369,7 +388,9 @@ class MlflowServerCharm(CharmBase):
         Not granted is not a problem: profiles then stay as they are today."""
         from kubeflow_profiles import NOT_GRANTED, NotGranted, sync_profiles
 
-        objects = workload.profile_objects(config, storage if config.sync_profiles else None, *self._app_model)
+        objects = workload.profile_objects(
+            config, storage if config.sync_profiles else None, *self._app_model, self._server_mlflow(config)
+        )
         nothing = all(manifest is None for manifest in objects.values())
         synced = self._settled.digest(objects)
         if synced == self._stored.profiles_synced:
@@ -441,7 +462,7 @@ class MlflowServerCharm(CharmBase):
         except Problem as problem:
             event.fail(f"cannot sync Kubeflow profiles: {problem.message}")
             return
-        objects = workload.profile_objects(config, storage, *self._app_model)
+        objects = workload.profile_objects(config, storage, *self._app_model, self._server_mlflow(config))
         try:
             report = sync_profiles(workload.profile_object_name(self.app.name), objects, *self._app_model)
         except NotGranted:

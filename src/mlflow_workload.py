@@ -162,7 +162,7 @@ def multipart_upload_env(config: CharmConfig) -> Dict[str, str]:
     }
 
 
-def presigned_download_env(config: CharmConfig) -> Dict[str, str]:
+def presigned_download_env(config: CharmConfig, server_mlflow: Optional[Tuple[int, int]]) -> Dict[str, str]:
     """What makes an MLflow 3.x client download proxied artifacts straight from MinIO.
 
     A 3.x server with an S3 destination hands out presigned download URLs,
@@ -170,11 +170,13 @@ def presigned_download_env(config: CharmConfig) -> Dict[str, str]:
     3 s timeout and no retry (mlflow/utils/server_info.py), and on any
     failure quietly downloads through the server for as long as it runs,
     which is two to ten times slower. Set, the variable skips that question
-    (mlflow/store/artifact/mlflow_artifacts_repo.py). MLflow 2.x clients
-    ignore it; a 3.x client of a 2.x server falls back to the proxy with a
-    warning.
+    (mlflow/store/artifact/mlflow_artifacts_repo.py). Only for a server the
+    image's tag says is 3.x or later (`server_mlflow`): a 2.x server has no
+    presigned downloads, and a 3.x client told to use them asks anyway for
+    every file, gets a 404 and logs a warning before it falls back, where
+    left alone it asks /server-info once. MLflow 2.x clients ignore it.
     """
-    if not config.serve_artifacts:
+    if not config.serve_artifacts or server_mlflow is None or server_mlflow < (3, 0):
         return {}
     return {"MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true"}
 
@@ -184,12 +186,19 @@ def s3_credentials_env(storage: ObjectStorage) -> Dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": storage.access_key, "AWS_SECRET_ACCESS_KEY": storage.secret_key}
 
 
-def notebook_env(config: CharmConfig, storage: Optional[ObjectStorage], app: str, model: str) -> Dict[str, str]:
+def notebook_env(
+    config: CharmConfig,
+    storage: Optional[ObjectStorage],
+    app: str,
+    model: str,
+    server_mlflow: Optional[Tuple[int, int]] = None,
+) -> Dict[str, str]:
     """What a Kubeflow notebook needs to log runs and models to this server.
 
     With proxied artifacts the server talks to MinIO itself, so notebooks get
     no keys; until object-storage is ready they get the tracking URI alone.
     With workspaces, the pod's own token instead (src/workspaces.py).
+    `server_mlflow` is the server's MLflow as the image's tag says, if it does.
     """
     if config.workspaces:
         import workspaces
@@ -199,16 +208,22 @@ def notebook_env(config: CharmConfig, storage: Optional[ObjectStorage], app: str
     if storage is not None and not config.serve_artifacts:
         env["MLFLOW_S3_ENDPOINT_URL"] = s3_endpoint_url(storage)
         env.update(s3_credentials_env(storage))
-    env.update({**multipart_upload_env(config), **presigned_download_env(config)})
+    env.update({**multipart_upload_env(config), **presigned_download_env(config, server_mlflow)})
     return env
 
 
-def pod_defaults(config: CharmConfig, storage: Optional[ObjectStorage], app: str, model: str) -> Dict[str, Any]:
+def pod_defaults(
+    config: CharmConfig,
+    storage: Optional[ObjectStorage],
+    app: str,
+    model: str,
+    server_mlflow: Optional[Tuple[int, int]] = None,
+) -> Dict[str, Any]:
     """The `pod-defaults` payload: admission-webhook makes PodDefault <app>-minio of it.
 
     Its plain env lands in the notebook's container, where Kubernetes expands it.
     """
-    env = notebook_env(config, storage, app, model)
+    env = notebook_env(config, storage, app, model, server_mlflow)
     return {"minio": {"env": {name: kubernetes_literal(value) for name, value in env.items()}}}
 
 
@@ -275,7 +290,11 @@ def profile_secret(config: CharmConfig, storage: Optional[ObjectStorage], app: s
 
 
 def profile_pod_default(
-    config: CharmConfig, storage: Optional[ObjectStorage], app: str, model: str
+    config: CharmConfig,
+    storage: Optional[ObjectStorage],
+    app: str,
+    model: str,
+    server_mlflow: Optional[Tuple[int, int]] = None,
 ) -> Optional[Dict[str, Any]]:
     """The PodDefault of a profile namespace: notebook_env, keys by reference.
 
@@ -288,7 +307,7 @@ def profile_pod_default(
     name = profile_object_name(app)
     keys = s3_credentials_env(storage)
     env: List[Dict[str, Any]] = []
-    for var, value in notebook_env(config, storage, app, model).items():
+    for var, value in notebook_env(config, storage, app, model, server_mlflow).items():
         if var in keys:
             env.append({"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": var}}})
         else:
@@ -302,13 +321,17 @@ def profile_pod_default(
 
 
 def profile_objects(
-    config: CharmConfig, storage: Optional[ObjectStorage], app: str, model: str
+    config: CharmConfig,
+    storage: Optional[ObjectStorage],
+    app: str,
+    model: str,
+    server_mlflow: Optional[Tuple[int, int]] = None,
 ) -> Dict[str, Optional[Dict[str, Any]]]:
     """{kind: manifest or None} in the order they must be applied: the Secret
     exists before a PodDefault refers to it. None means: remove ours."""
     objects = {
         "Secret": profile_secret(config, storage, app),
-        "PodDefault": profile_pod_default(config, storage, app, model),
+        "PodDefault": profile_pod_default(config, storage, app, model, server_mlflow),
     }
     if config.workspaces:
         import workspaces

@@ -1,6 +1,7 @@
 """The oci-image resource: where Juju tells the charm which image to run."""
 
-from typing import TYPE_CHECKING, Dict
+import re
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import yaml
 
@@ -28,3 +29,16 @@ def read_image_details(resources: "Resources") -> Dict[str, str]:
         if details.get(key):
             image[key] = str(details[key])
     return image
+
+
+_TAG_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:[.\-_+]|$)")
+
+
+def image_mlflow_version(image_path: str) -> Optional[Tuple[int, int]]:
+    """MLflow's major.minor as the image's tag says it (`mlflow:2.22.0-5be7a7a`),
+    or None when the tag says nothing (a digest, `latest`, a custom name)."""
+    name = image_path.split("@", 1)[0].rsplit("/", 1)[-1]
+    if ":" not in name:
+        return None
+    match = _TAG_VERSION.match(name.split(":", 1)[1])
+    return (int(match.group(1)), int(match.group(2))) if match else None

@@ -21,9 +21,9 @@ bucket:
 """
 
 import dataclasses
-import re
 from typing import Any, Dict, List, Optional, Tuple
 
+import oci_image
 from charm_config import CharmConfig
 from problems import Blocked
 
@@ -80,18 +80,6 @@ OVERRIDDEN = "serve_artifacts=false overridden: enable_workspaces proxies every 
 
 # --- the image --------------------------------------------------------------
 
-_TAG_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:[.\-_+]|$)")
-
-
-def image_mlflow_version(image_path: str) -> Optional[Tuple[int, int]]:
-    """MLflow's major.minor as the image's tag says it (`mlflow:2.22.0-5be7a7a`),
-    or None when the tag says nothing (a digest, `latest`, a custom name)."""
-    name = image_path.split("@", 1)[0].rsplit("/", 1)[-1]
-    if ":" not in name:
-        return None
-    match = _TAG_VERSION.match(name.split(":", 1)[1])
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
 
 def check_image(image_path: str) -> None:
     """Blocked when the image's tag names an MLflow that cannot run the plugin.
@@ -99,7 +87,7 @@ def check_image(image_path: str) -> None:
     A tag that names no version is let through: the pod then never becomes
     Ready if the plugin is missing, and the charm stays Waiting on it.
     """
-    version = image_mlflow_version(image_path)
+    version = oci_image.image_mlflow_version(image_path)
     if version is not None and version < MIN_MLFLOW:
         raise Blocked(
             f"enable_workspaces needs an image with MLflow 3.17 and mlflow-kubernetes-plugins, "

@@ -37,8 +37,17 @@ def test_proxied_artifacts_take_the_keys_out_of_the_pod_defaults(ctx, settled, p
     assert not [k for k in env if k.startswith("AWS_") or k == "MLFLOW_S3_ENDPOINT_URL"]
     # Big artifacts go up in parts, each to MinIO through a URL the server presigns.
     assert env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] == "true"
-    # and come back from MinIO through presigned URLs, without a /server-info question first.
+    # A 2.x server has no presigned downloads: a 3.x client told to use them would ask for each file.
+    assert "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD" not in env
+
+
+def test_a_3x_image_lets_proxied_notebooks_download_from_presigned_urls(ctx, settled, tmp_path, pod_specs):
+    state = world.with_image(settled, tmp_path, "docker.io/example/mlflow:3.17.2")
+    state = configure(ctx, state, serve_artifacts=True)
+    env = json.loads(world.bag(state, "pod-defaults")["pod-defaults"])["minio"]["env"]
+    # Straight from MinIO through presigned URLs, without a /server-info question first.
     assert env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] == "true"
+    assert pod_specs[-1]["containers"][0]["imageDetails"]["imagePath"] == "docker.io/example/mlflow:3.17.2"
 
 
 def test_nodeport_and_workers(ctx, settled, pod_specs):

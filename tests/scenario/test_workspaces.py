@@ -11,7 +11,6 @@ import dataclasses
 import json
 
 import pytest
-import scenario
 import yaml
 from ops.model import ActiveStatus, BlockedStatus, WaitingStatus
 
@@ -44,9 +43,7 @@ def applied(cluster):
 
 
 def _with_image(state, tmp_path, image=IMAGE_317):
-    path = tmp_path / "oci-image-workspaces.yaml"
-    path.write_text(f"registrypath: {image}\nusername: ''\npassword: ''\n")
-    return dataclasses.replace(state, resources={scenario.Resource(name="oci-image", path=path)})
+    return world.with_image(state, tmp_path, image)
 
 
 def _settle(ctx, tmp_path, config=ON, image=IMAGE_317):

@@ -33,10 +33,15 @@ def relation(endpoint: str, **changes) -> scenario.Relation:
     return scenario.Relation(endpoint=endpoint, id=RELATION_IDS[endpoint], **base)
 
 
-def image_resource(tmp_path: Path) -> scenario.Resource:
-    path = tmp_path / "oci-image.yaml"
-    path.write_text(f"registrypath: {IMAGE}\nusername: ''\npassword: ''\n")
+def image_resource(tmp_path: Path, image: str = IMAGE) -> scenario.Resource:
+    path = tmp_path / ("oci-image.yaml" if image == IMAGE else f"oci-image-{abs(hash(image))}.yaml")
+    path.write_text(f"registrypath: {image}\nusername: ''\npassword: ''\n")
     return scenario.Resource(name="oci-image", path=path)
+
+
+def with_image(state: scenario.State, tmp_path: Path, image: str) -> scenario.State:
+    """`juju attach-resource` of another image."""
+    return dataclasses.replace(state, resources={image_resource(tmp_path, image)})
 
 
 def state(

@@ -127,11 +127,7 @@ def test_notebook_env_holds_no_keys_without_storage_or_with_proxied_artifacts():
     expected = {"MLFLOW_TRACKING_URI": "http://mlflow-server.kubeflow.svc.cluster.local:5000"}
     assert workload.notebook_env(config(), None, "mlflow-server", "kubeflow") == expected
     proxied = workload.notebook_env(config(serve_artifacts=True), storage(), "mlflow-server", "kubeflow")
-    assert proxied == {
-        **expected,
-        **workload.multipart_upload_env(config(serve_artifacts=True)),
-        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
-    }
+    assert proxied == {**expected, **workload.multipart_upload_env(config(serve_artifacts=True))}
 
 
 def test_telemetry_is_off_in_the_server_env_unless_enabled():
@@ -165,12 +161,22 @@ def test_proxied_artifacts_upload_in_parts_of_the_configured_size():
     assert not [k for k in direct if "MULTIPART" in k]
 
 
-def test_proxied_notebooks_download_from_presigned_urls_without_asking_the_server_first():
+@pytest.mark.parametrize("server_mlflow", [(3, 0), (3, 17), (4, 1)])
+def test_proxied_notebooks_of_a_3x_server_download_from_presigned_urls_without_asking_first(server_mlflow):
     proxied = config(serve_artifacts=True)
-    assert (
-        workload.notebook_env(proxied, storage(), "mlflow-server", "kubeflow")["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"]
-        == "true"
+    env = workload.notebook_env(proxied, storage(), "mlflow-server", "kubeflow", server_mlflow)
+    assert env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] == "true"
+    assert "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD" not in workload.notebook_env(
+        config(), storage(), "mlflow-server", "kubeflow", server_mlflow
     )
+
+
+@pytest.mark.parametrize("server_mlflow", [None, (2, 22)])
+def test_notebooks_of_a_2x_or_unnamed_server_are_left_to_ask_it_once(server_mlflow):
+    # A 3.x client told to use presigned downloads would ask a 2.x server for each file, get a 404 and warn.
+    proxied = config(serve_artifacts=True)
+    env = workload.notebook_env(proxied, storage(), "mlflow-server", "kubeflow", server_mlflow)
+    assert "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD" not in env
     # The server hands out the URLs whatever the variable says: it is the client's only.
     assert "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD" not in workload.server_env(
         proxied, storage(), "mlflow-server", "kubeflow"

@@ -77,22 +77,6 @@ def test_mode_on_renders_yaml_with_both_servers():
 # --- the image ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "image, version",
-    [
-        ("docker.io/charmedkubeflow/mlflow:2.22.0-5be7a7a", (2, 22)),
-        ("registry.local:5000/mlflow:3.17.2", (3, 17)),
-        ("mlflow:v3.18", (3, 18)),
-        ("registry.local:5000/mlflow", None),
-        ("mlflow:latest", None),
-        ("mlflow@sha256:abcd", None),
-        ("mlflow:317", None),
-    ],
-)
-def test_the_images_tag_tells_mlflows_version_where_it_names_one(image, version):
-    assert workspaces.image_mlflow_version(image) == version
-
-
 def test_an_image_older_than_3_17_blocks_naming_the_command():
     with pytest.raises(Blocked, match=r"has MLflow 3\.16: .*juju attach-resource mlflow-server oci-image="):
         workspaces.check_image("x/mlflow:3.16.0")
