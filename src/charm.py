@@ -113,6 +113,7 @@ class MlflowServerCharm(CharmBase):
         for event in (self.on["replicas"].relation_joined, self.on["replicas"].relation_departed):
             self.framework.observe(event, self._on_scaled)
         self.framework.observe(self.on.sync_profiles_action, self._on_sync_profiles)
+        self.framework.observe(self.on.move_to_workspace_action, self._on_move_to_workspace)
         self.framework.observe(self.on.remove, self._on_remove)
 
     # --- the reconcile path -----------------------------------------------
@@ -510,6 +511,38 @@ class MlflowServerCharm(CharmBase):
         # spec would keep proxying the old bucket until some input changed.
         self._settled.forget()
         self._reconcile(event)
+
+    def _on_move_to_workspace(self, event: ActionEvent) -> None:
+        """Experiments logged before enable_workspaces into a profile's workspace (src/workspace_move.py)."""
+        import os
+
+        import workspace_move as move
+
+        if not self.unit.is_leader():
+            event.fail("run it on the leader unit (juju status marks it): one move at a time")
+            return
+        try:
+            config = parse_config(self.config)
+        except Blocked as problem:
+            event.fail(f"fix the config first: {problem.message}")
+            return
+        if not config.workspaces:
+            event.fail("only in the multi-tenant mode: juju config mlflow-server enable_workspaces=true, then run it")
+            return
+        destination = workload.proxy_bucket(config, self._proxied.get())
+        try:
+            request = move.parse_params(event.params, f"s3://{destination}/")
+            python = move.mlflow_python(os.environ)
+            if python is None:
+                raise move.MoveFailed(
+                    "this action runs in the MLflow container, where the database and bucket are: "
+                    "run it without workload-context=false"
+                )
+            report = move.run(request, python, move.script_env(os.environ, str(self.charm_dir)))
+        except move.MoveFailed as failed:
+            event.fail(failed.message)
+            return
+        event.set_results(move.results(report))
 
 
 if __name__ == "__main__":
