@@ -138,6 +138,8 @@ def _load(stack: Stack, servers: ServerSet, env: Dict, database: str, version: s
         "latency": result.latency_table(),
         "errors": sum(result.errors.values()),
         "error_lines": result.error_lines(5),
+        # The lines above group by exception; what a 400 said is in its message.
+        "error_samples": sorted({e["error"][:400] for e in result.unknown()})[:5],
         "audit_problems": len(problems),
         "audit_first": problems[:5],
         "db": db,
@@ -145,7 +147,7 @@ def _load(stack: Stack, servers: ServerSet, env: Dict, database: str, version: s
         "load_average": f"{before} -> {load_average()}",
     }
     print(_row_line(row), flush=True)
-    for line in row["error_lines"] + row["audit_first"]:
+    for line in row["error_lines"] + row["error_samples"] + row["audit_first"]:
         print(f"bench:   {line}")
     return row
 
