@@ -12,9 +12,9 @@ RUNNING or FAILED without its client having been told of an error.
 These are the short forms (5 s of load before the fault, through it, 8 s after); bench/load.py
 runs longer loads and more clients. `make test` runs every fault on the image's MLflow (2.22.0,
 gunicorn) and, on MLflow 3.17.2, the two where 3.x behaves differently: the server kill (a
-restarted uvicorn server takes tens of seconds to answer /health, and uvicorn, not gunicorn,
-loses the requests in flight) and the database outage (a 3.x worker runs 40 requests at once,
-so requests queue on its full pools, where SQLAlchemy's 30-s pool timeout turns into HTTP 400).
+restarted uvicorn server takes tens of seconds to answer /health) and the database outage (a
+3.x worker runs 40 requests at once, so requests queue on its full pools, where SQLAlchemy's
+30-s pool timeout turns into HTTP 400).
 `make faults` (FAULTS_MATRIX=full) runs every fault on both versions.
 
 Before its faults, the 3.17.2 fleet runs the short form of the connection budget's proof
@@ -205,14 +205,14 @@ def test_the_default_budget_holds_two_pods_under_load_with_max_connections_at_it
     before = mariadb.sql("SELECT @@GLOBAL.max_connections;").split()[-1]
     others = int(mariadb.sql("SHOW STATUS LIKE 'Threads_connected';").split()[-1])
     mariadb.sql(f"SET GLOBAL max_connections = {budget + others};")
+    connections = DatabaseConnections(mariadb).start(poll=0.5)
     try:
-        connections = DatabaseConnections(mariadb).start(poll=0.5)
         config = LoadConfig(clients=BUDGET_CLIENTS, seconds=BUDGET_SECONDS, experiment="budget", prefix="budget")
         load = Load(fleet.env(), fleet.image_bin, fleet.workdir / "budget", config)
         STARTED.append(load)
         result = load.start().wait()
-        db = connections.read()
     finally:
+        db = connections.read()  # also ends its sampling
         mariadb.sql(f"SET GLOBAL max_connections = {before};")
     problems = fleet.audit(result)
     print(f"budget {budget}: pools {sizing}; {result.metrics_logged} metrics; {db}; errors {result.error_lines()}")
