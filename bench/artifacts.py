@@ -34,22 +34,18 @@ import shutil
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import yaml
+from stack import Stack  # first: it puts src/ and tests/ on the path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
+# isort: split
 
-import harness  # noqa: E402
-from charm_driver import CharmDriver  # noqa: E402
-from mlflow_venvs import CACHE, ensure_venv, image_mlflow_version, image_of  # noqa: E402
+import harness  # noqa: E402 - on the path stack.py sets
+from mlflow_venvs import CACHE, image_mlflow_version  # noqa: E402
 from pod_runner import Pod  # noqa: E402
-from servers import S3_ACCESS_KEY, S3_SECRET_KEY, MariaDB, S3Server, free_port, mariadb_available  # noqa: E402
-
-from fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
+from servers import S3_ACCESS_KEY, S3_SECRET_KEY  # noqa: E402
 
 MIB = 1024 * 1024
 FULL_SIZES = (64, 256, 1024)
@@ -156,28 +152,19 @@ def run(
     charm_config: Optional[Dict[str, object]] = None,
     client_env: Optional[Dict[str, str]] = None,
 ) -> List[Dict]:
-    reason = mariadb_available()
-    if reason:
-        raise SystemExit(f"bench: {reason}")
-    image_bin = ensure_venv(version)
-    (workroot / "mariadb").mkdir(parents=True)
-    mariadb = MariaDB(workroot / "mariadb").start()
-    s3 = S3Server(workroot, record_requests=False).start()
     pod: Optional[Pod] = None
     rows = []
-    try:
-        with FakeKubernetesApi() as kubernetes:
-            database = f"mlflow_{uuid.uuid4().hex[:8]}"
-            mariadb.create_database(database)
-            driver = CharmDriver(workroot, kubernetes.write_kubeconfig(workroot / "kubeconfig"))
-            config = {"mlflow_port": free_port(), "serve_artifacts": True, **(charm_config or {})}
+    with Stack(workroot, version) as stack:
+        try:
+            image_bin, s3 = stack.image_bin, stack.s3
+            config = {"serve_artifacts": True, **(charm_config or {})}
             if chunk_mib is not None:
                 config["multipart_upload_chunk_size"] = chunk_mib
-            outcome = driver.tutorial(image_of(version), s3.app_data(), mariadb.unit_data(database), config)
+            outcome, _ = stack.render(config)
             pod = Pod(outcome.spec, image_bin, workroot / "pod").run(ready_timeout=300)
             chunk = int(outcome.pod_defaults["minio"]["env"]["MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE"])
             proxied_env = {
-                **harness.notebook_env(outcome.pod_defaults["minio"]["env"], workroot, image_bin),
+                **stack.notebook_env(outcome),
                 **(client_env or {}),
             }
             direct_env = {
@@ -231,11 +218,9 @@ def run(
             for row in rows:
                 row["server_idle_rss_mib"] = idle / MIB
                 row["server_warm_rss_mib"] = warm / MIB
-    finally:
-        if pod is not None:
-            pod.stop()
-        s3.stop()
-        mariadb.stop()
+        finally:
+            if pod is not None:
+                pod.stop()
     return rows
 
 

@@ -159,13 +159,25 @@ def ensure_model(name: str) -> None:
             raise
 
 
+def _experiment(client, name: str) -> str:
+    """The experiment's id; every client process asks at once, so another may create it first."""
+    found = client.get_experiment_by_name(name)
+    if found:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
 def main(config: dict) -> dict:
     headers = json.loads(os.environ.get("LOAD_CLIENT_HEADERS") or "{}")
     if headers:
         _request_header_provider_registry.register(lambda: _Headers(headers))
     client = mlflow.MlflowClient()
-    found = client.get_experiment_by_name(config["experiment"])
-    experiment_id = found.experiment_id if found else client.create_experiment(config["experiment"])
+    experiment_id = _experiment(client, config["experiment"])
     loops = [Loop(config, f"{config['process']}.{i}", experiment_id) for i in range(config["threads"])]
     started = time.monotonic()
     deadline = started + config["seconds"]

@@ -14,13 +14,15 @@ disagrees with the ledgers:
 - a stored row or model version that no client ever sent;
 - a run left RUNNING or FAILED whose client was not told something failed.
 
-`DatabaseConnections` reads MariaDB's connection counters around a load.
+`DatabaseConnections` reads MariaDB's connection counters around a load, and samples
+Threads_connected while it runs.
 """
 
 import json
 import math
 import os
 import subprocess
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -295,10 +297,21 @@ def audit(result: LoadResult, store: Store) -> List[str]:
 
 
 class DatabaseConnections:
-    """MariaDB's connection counters over a load: FLUSH STATUS starts the window."""
+    """MariaDB's connection counters over a load: FLUSH STATUS starts the window.
 
-    def __init__(self, mariadb):
+    With `poll` (seconds), a thread also samples Threads_connected and the
+    connections of MLflow's database user (PROCESSLIST) that often: MariaDB
+    keeps no peak of either. Each sample is one short root session over the
+    socket, counted in Threads_connected (not in MLflow's), and a sample
+    while MariaDB is down is skipped.
+    """
+
+    def __init__(self, mariadb, user: str = "mlflow"):
         self.mariadb = mariadb
+        self.user = user
+        self.peaks = {"threads_connected_peak": 0, "mlflow_peak": 0}
+        self._done = threading.Event()
+        self._poller: Optional[threading.Thread] = None
 
     def _status(self) -> Dict[str, int]:
         out = self.mariadb.sql(
@@ -307,13 +320,37 @@ class DatabaseConnections:
         )
         return {name: int(value) for name, value in (line.split("\t") for line in out.splitlines()[1:])}
 
-    def start(self) -> "DatabaseConnections":
+    def _sample(self) -> None:
+        out = self.mariadb.sql(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'THREADS_CONNECTED';"
+            f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{self.user}';"
+        )
+        threads, mlflow = (int(line) for line in out.splitlines() if line.strip().isdigit())
+        self.peaks["threads_connected_peak"] = max(self.peaks["threads_connected_peak"], threads)
+        self.peaks["mlflow_peak"] = max(self.peaks["mlflow_peak"], mlflow)
+
+    def _poll(self, every: float) -> None:
+        while not self._done.wait(every):
+            try:
+                self._sample()
+            except (subprocess.CalledProcessError, ValueError):
+                pass
+
+    def start(self, poll: Optional[float] = None) -> "DatabaseConnections":
         self.mariadb.sql("FLUSH STATUS;")
         self.before = self._status()
+        if poll:
+            self._poller = threading.Thread(target=self._poll, args=(poll,), daemon=True)
+            self._poller.start()
         return self
 
     def read(self) -> Dict[str, int]:
-        """Peak connections since start, the refused ones ("Too many connections") and max_connections."""
+        """Peak connections since start, the refused ones ("Too many connections") and max_connections;
+        with polling, the peaks sampled (and the polling ends)."""
+        if self._poller is not None:
+            self._done.set()
+            self._poller.join()
+            self._sample()
         now = self._status()
         limit = int(self.mariadb.sql("SELECT @@max_connections;").split()[-1])
         return {
@@ -322,6 +359,7 @@ class DatabaseConnections:
             "refused_too_many": now["Connection_errors_max_connections"]
             - self.before["Connection_errors_max_connections"],
             "max_connections": limit,
+            **(self.peaks if self._poller is not None else {}),
         }
 
 

@@ -9,20 +9,31 @@ tag, artifact, model version and run end is in the store exactly once, a
 write whose answer was lost is there at most once, and no run is left
 RUNNING or FAILED without its client having been told of an error.
 
-These are the short forms (5 s of load before the fault, through it, 8 s after; the image's MLflow only);
-bench/load.py runs longer loads, more clients and both versions.
+These are the short forms (5 s of load before the fault, through it, 8 s after); bench/load.py
+runs longer loads and more clients. `make test` runs every fault on the image's MLflow (2.22.0,
+gunicorn) and, on MLflow 3.17.2, the two where 3.x behaves differently: the server kill (a
+restarted uvicorn server takes tens of seconds to answer /health) and the database outage (a
+3.x worker runs 40 requests at once, so requests queue on its full pools, where SQLAlchemy's
+30-s pool timeout turns into HTTP 400).
+`make faults` (FAULTS_MATRIX=full) runs every fault on both versions.
+
+Before its faults, the 3.17.2 fleet runs the short form of the connection budget's proof
+(bench/load.py --budget-proof): 16 clients for 30 s with MariaDB's max_connections at the
+budget; it reuses the fleet, so it adds no server start to `make test`.
 """
 
+import os
 import time
 import uuid
 
 import harness
 import pytest
 from load_clients import DatabaseConnections, Load, LoadConfig, LoadResult, audit, bucket_keys, read_store
-from mlflow_venvs import ensure_venv, image_mlflow_version, image_of
+from mlflow_venvs import NEWEST_MLFLOW, ensure_venv, image_mlflow_version, image_of
 from server_set import ServerSet
 from servers import S3Server
 
+import db_connections
 from fakes.kubernetes_api import FakeKubernetesApi
 from fakes.network_guard import free_port
 
@@ -35,6 +46,16 @@ RECOVERY = 180  # the most to wait for that: MLflow's client backs off up to a m
 LIMIT = 400  # the most a load may last, should a fault never end
 OUTAGE = 10
 MODEL = "load-model"
+DEFAULT_BUDGET = 100  # config.yaml's db_connection_budget, said here so a change of it is seen
+FULL_MATRIX = os.environ.get("FAULTS_MATRIX") == "full"
+
+
+def fleets(newest_in_make_test: bool, paths=("direct",)) -> list:
+    """The `fleet` parameters of a fault: (MLflow version, proxied uploads) each."""
+    versions = [image_mlflow_version()]
+    if FULL_MATRIX or newest_in_make_test:
+        versions.append(NEWEST_MLFLOW)
+    return [pytest.param((v, p == "proxied"), id=f"{v}-{p}") for v in versions for p in paths]
 
 
 class Fleet:
@@ -42,6 +63,7 @@ class Fleet:
 
     def __init__(self, workroot, mariadb, s3, config: dict, version: str):
         self.mariadb, self.s3, self.version = mariadb, s3, version
+        self.proxied = bool(config.get("serve_artifacts"))
         self.workdir = workroot / f"faults-{uuid.uuid4().hex[:6]}"
         self.workdir.mkdir()
         self.database = f"mlflow_{uuid.uuid4().hex[:8]}"
@@ -50,7 +72,8 @@ class Fleet:
         from charm_driver import CharmDriver
 
         self.driver = CharmDriver(self.workdir, self.kubernetes.write_kubeconfig(self.workdir / "kubeconfig"))
-        config = {"mlflow_port": free_port(), "workers": 2, **config}
+        config = {"mlflow_port": free_port(), "workers": 2, "db_connection_budget": DEFAULT_BUDGET, **config}
+        self.config = config
         self.outcome = self.driver.tutorial(image_of(version), s3.app_data(), mariadb.unit_data(self.database), config)
         self.image_bin = ensure_venv(version)
         self.servers = ServerSet(self.outcome.spec, self.image_bin, self.workdir / "servers").start()
@@ -129,15 +152,11 @@ def s3(workroot):
 
 
 @pytest.fixture(scope="module")
-def fleet(workroot, mariadb, s3):
-    fleet = Fleet(workroot, mariadb, s3, {}, image_mlflow_version())
-    yield fleet
-    fleet.stop()
-
-
-@pytest.fixture(scope="module")
-def proxied_fleet(workroot, mariadb, s3):
-    fleet = Fleet(workroot, mariadb, s3, {"serve_artifacts": True}, image_mlflow_version())
+def fleet(request, workroot, mariadb, s3):
+    """Two servers of `request.param`'s (version, proxied) spec; pytest orders the module's
+    tests so that one fleet runs at a time (its tests together, then it stops)."""
+    version, proxied = request.param
+    fleet = Fleet(workroot, mariadb, s3, {"serve_artifacts": True} if proxied else {}, version)
     yield fleet
     fleet.stop()
 
@@ -153,6 +172,13 @@ def _report(result, problems, servers) -> str:
     )
 
 
+def _probe(port: int, path: str, timeout: float):
+    try:
+        return harness.http_get(port, path, timeout=timeout)[0]
+    except OSError as error:  # a timeout or a refused connection: what the kubelet would count as a miss
+        return type(error).__name__
+
+
 def _acked_after(result, call: str, moment: float) -> int:
     return len([e for e in result.acked(call) if e["at"] > moment])
 
@@ -161,6 +187,44 @@ def _acked_between(result, call: str, start: float, end: float) -> int:
     return len([e for e in result.acked(call) if start < e["at"] < end])
 
 
+BUDGET_CLIENTS = 16
+BUDGET_SECONDS = 30
+CONNECTION_ERRORS = ("Too many connections", "QueuePool limit", "OperationalError")
+
+
+@pytest.mark.parametrize("fleet", [pytest.param((NEWEST_MLFLOW, False), id=f"{NEWEST_MLFLOW}-direct")], indirect=True)
+def test_the_default_budget_holds_two_pods_under_load_with_max_connections_at_it(fleet, mariadb):
+    """The short form of bench/load.py --budget-proof, before any fault: the fleet's spec is one
+    unit's at the default budget, and the charm counts two pods at once for it (the unit and a
+    rollout's surge pod), the fleet's two. MLflow 3.x, whose uvicorn workers fill their pools
+    (a 2.x sync worker holds one connection a request), with MariaDB's max_connections at the
+    budget (its other sessions, root's, given their own room)."""
+    budget = fleet.config["db_connection_budget"]
+    sizing = db_connections.pool_sizing(budget, 1, fleet.config["workers"])
+    assert db_connections.pods_at_once(1) == 2 and sizing is not None
+    before = mariadb.sql("SELECT @@GLOBAL.max_connections;").split()[-1]
+    others = int(mariadb.sql("SHOW STATUS LIKE 'Threads_connected';").split()[-1])
+    mariadb.sql(f"SET GLOBAL max_connections = {budget + others};")
+    connections = DatabaseConnections(mariadb).start(poll=0.5)
+    try:
+        config = LoadConfig(clients=BUDGET_CLIENTS, seconds=BUDGET_SECONDS, experiment="budget", prefix="budget")
+        load = Load(fleet.env(), fleet.image_bin, fleet.workdir / "budget", config)
+        STARTED.append(load)
+        result = load.start().wait()
+    finally:
+        db = connections.read()  # also ends its sampling
+        mariadb.sql(f"SET GLOBAL max_connections = {before};")
+    problems = fleet.audit(result)
+    print(f"budget {budget}: pools {sizing}; {result.metrics_logged} metrics; {db}; errors {result.error_lines()}")
+    assert result.metrics_logged > 0
+    assert problems == [], _report(result, problems, fleet.servers)
+    assert db["refused_too_many"] == 0, db
+    assert 0 < db["mlflow_peak"] <= budget, db
+    assert not [e for e in result.unknown() if any(c in e["error"] for c in CONNECTION_ERRORS)], result.error_lines()
+    assert not [c for c in CONNECTION_ERRORS[:2] if c in fleet.servers.tails(100000)]
+
+
+@pytest.mark.parametrize("fleet", fleets(newest_in_make_test=True), indirect=True)
 def test_a_server_killed_and_restarted_loses_no_acknowledged_write(fleet, mariadb):
     connections = DatabaseConnections(mariadb).start()
     load = fleet.load("kill")
@@ -180,9 +244,13 @@ def test_a_server_killed_and_restarted_loses_no_acknowledged_write(fleet, mariad
     # The servers' pools stayed within MariaDB's max_connections, the restart's new pool included.
     db = connections.read()
     assert db["refused_too_many"] == 0, db
-    print(f"kill: {result.metrics_logged} metrics acknowledged; errors {result.error_lines()}; connections {db}")
+    print(
+        f"kill {fleet.version}: restarted server ready after {took:.1f} s; {result.metrics_logged} metrics "
+        f"acknowledged; errors {result.error_lines()}; connections {db}"
+    )
 
 
+@pytest.mark.parametrize("fleet", fleets(newest_in_make_test=True), indirect=True)
 def test_database_stopping_for_10_seconds_loses_no_acknowledged_write(fleet, mariadb):
     pids = [pod.process.pid for pod in fleet.servers.pods]
     connections = DatabaseConnections(mariadb).start()
@@ -190,10 +258,14 @@ def test_database_stopping_for_10_seconds_loses_no_acknowledged_write(fleet, mar
     time.sleep(FAULT_AT)
     mariadb.stop()
     stopped_at = time.time()
+    # What the readiness probe would see: its path, within its timeout (5 s). A 3.x worker's
+    # /health waits behind the requests that fill its thread pool; the answer is recorded, not
+    # required: the outage is shorter than the probe's three misses before Kubernetes acts.
+    probe = next(c for c in fleet.servers.spec["containers"] if not c.get("init"))["kubernetes"]["readinessProbe"]
     health = []
-    for _ in range(OUTAGE):
+    while time.time() < stopped_at + OUTAGE:
         health.append(
-            [harness.http_get(port, fleet.servers.health_path, timeout=5)[0] for port in fleet.servers.ports()]
+            [_probe(port, fleet.servers.health_path, probe["timeoutSeconds"]) for port in fleet.servers.ports()]
         )
         time.sleep(1)
     mariadb.restart()
@@ -208,14 +280,14 @@ def test_database_stopping_for_10_seconds_loses_no_acknowledged_write(fleet, mar
     # client's retries outlasted the outage) or failed in the client: the audit
     # above holds either way; say which here.
     print(
-        f"database: outage {back_at - stopped_at:.0f} s; /health during it {health}; "
+        f"database {fleet.version}: outage {back_at - stopped_at:.0f} s; /health during it {health}; "
         f"errors {result.error_lines()}; connections {connections.read()}"
     )
 
 
-@pytest.mark.parametrize("path", ["direct", "proxied"])
-def test_s3_stopping_during_uploads_reports_only_stored_artifacts(request, path, s3):
-    chosen = request.getfixturevalue("fleet" if path == "direct" else "proxied_fleet")
+@pytest.mark.parametrize("fleet", fleets(False, paths=("direct", "proxied")), indirect=True)
+def test_s3_stopping_during_uploads_reports_only_stored_artifacts(fleet, s3):
+    chosen, path = fleet, "proxied" if fleet.proxied else "direct"
     # Short runs: an upload every few seconds per client, so uploads meet the outage.
     load = chosen.load(f"s3-{path}", steps=2)
     chosen.wait_for(chosen.more_objects(), "upload")
@@ -233,12 +305,14 @@ def test_s3_stopping_during_uploads_reports_only_stored_artifacts(request, path,
     assert during, f"no upload met the outage: {len(uploads)} uploads"
     assert _acked_after(result, "log_artifact", back_at) > 0, _report(result, problems, chosen.servers)
     slowest = max(e["at"] - e["began"] for e in uploads)
+    acked = len([e for e in during if e["outcome"] == "ack"])
     print(
-        f"s3 {path}: {len(during)} uploads met the outage, {len([e for e in during if e['outcome'] == 'ack'])} "
+        f"s3 {path} {fleet.version}: {len(during)} uploads met the outage, {acked} "
         f"acknowledged; slowest upload {slowest:.1f} s; errors {result.error_lines()}"
     )
 
 
+@pytest.mark.parametrize("fleet", fleets(newest_in_make_test=False), indirect=True)
 def test_a_rolling_config_change_loses_no_acknowledged_write(fleet):
     load = fleet.load("roll")
     time.sleep(FAULT_AT)
@@ -252,4 +326,4 @@ def test_a_rolling_config_change_loses_no_acknowledged_write(fleet):
     assert problems == [], _report(result, problems, fleet.servers)
     assert _acked_after(result, "log_batch", rolled_at + sum(took)) > 0, _report(result, problems, fleet.servers)
     assert _acked_between(result, "log_batch", rolled_at, rolled_at + sum(took)) > 0
-    print(f"roll: new pods ready after {took} s; errors {result.error_lines()}")
+    print(f"roll {fleet.version}: new pods ready after {took} s; errors {result.error_lines()}")
