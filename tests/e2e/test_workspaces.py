@@ -553,6 +553,24 @@ def test_alice_cannot_upload_into_bobs_prefix(tenancy):
         seen[f"delete-{workspace}"] = tenancy.call(
             "DELETE", f"/api/2.0/mlflow-artifacts/artifacts/{model_file}", token, workspace
         )
+    # Bob's experiment under alice's own prefix (and with no prefix, which MLflow
+    # puts under the caller's): no experiment of that id in alice's workspace.
+    for name, path in (
+        ("bobs-experiment-in-alices-prefix", f"workspaces/alice/{experiment}/{run_id}/artifacts/planted.txt"),
+        ("bobs-experiment-no-prefix", f"{experiment}/{run_id}/artifacts/planted.txt"),
+    ):
+        seen[name] = tenancy.call(
+            "PUT", f"/api/2.0/mlflow-artifacts/artifacts/{path}", token, "alice", data=b"alice was here"
+        )
+    # Both land in alice's own prefix, where bob never reads: MLflow scopes the path to
+    # the request's workspace (mlflow/server/handlers.py), and the plugin asks first for
+    # `update` on experiments across alice's workspace (auth/core.py), which she has.
+    assert _statuses({k: v for k, v in seen.items() if k.startswith("bobs-experiment")}) == {
+        "bobs-experiment-in-alices-prefix": 200,
+        "bobs-experiment-no-prefix": 200,
+    }, seen
+    planted = [k for k in tenancy.s3.keys(BUCKET) if k.endswith("/planted.txt")]
+    assert planted == [f"workspaces/alice/{experiment}/{run_id}/artifacts/planted.txt"], planted
     for name in ("put-new-alice", "put-overwrite-alice", "mpu-alice", "delete-alice"):
         status, body = seen[name]
         assert status == 400 and "targets workspace 'bob'" in body["message"], (name, status, body)
@@ -570,47 +588,36 @@ def test_alice_cannot_upload_into_bobs_prefix(tenancy):
 # search and the evaluation-datasets search: 200, empty). Exceptions, pinned
 # and reported: see the comments at the asserts.
 
-_BOB_SCRIPT = """
-import json, sys, mlflow
-from mlflow.entities import Dataset, DatasetInput, InputTag
-experiment, run_id, mark = sys.argv[1:4]
-mlflow.set_experiment(experiment_id=experiment)
-with mlflow.start_span(name=mark) as span:
-    span.set_inputs({"question": mark})
-    span.set_outputs({"answer": mark})
-trace_id = mlflow.get_last_active_trace_id()
-mlflow.flush_trace_async_logging()
-dataset = Dataset(name=mark, digest="d1d1d1d1", source_type="local", source=json.dumps({"uri": mark}))
-mlflow.MlflowClient().log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
-print("BOB-REPORT " + json.dumps({"trace_id": trace_id}))
-"""
-
 
 @pytest.fixture(scope="module")
 def bobs_objects(tenancy):
-    """What bob's notebook did not make: a trace and a dataset input (with his MLflow
-    client), an evaluation dataset, version 1 of his bob-only model; and the logged
-    model his notebook's log_model made. Each carries a mark alice must never see."""
+    """What bob's notebook did not make, each with a mark alice must never see: a
+    trace, a dataset input to his run, an evaluation dataset, version 1 of his
+    bob-only model; and the logged model his notebook's log_model made. Through
+    REST as bob (his MLflow client would send the same; a client process costs
+    a minute of CI here)."""
     bob_experiment, bob_run = tenancy.experiments["bob"], tenancy.reports["bob"]["run_id"]
     mark = f"bob-secret-{uuid.uuid4().hex[:6]}"
-    identity = workspace_pods.identity_for(tenancy.cluster, tenancy.workdir, "bob", "default-editor")
-    home = tenancy.workdir / "notebook-bob-extras"
-    home.mkdir()
-    env = workspace_pods.pod_env(
-        tenancy.cluster,
-        identity,
-        {
-            "PATH": f"{tenancy.image_bin}:/usr/bin:/bin",
-            "HOME": str(home),
-            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{tenancy.token_port}",
-            "MLFLOW_TRACKING_AUTH": "kubernetes-namespaced",
-        },
+    trace_id = f"tr-{uuid.uuid4().hex}"
+    # StartTraceV3's shape: mlflow/protos/service.proto (TraceInfoV3).
+    trace_info = {
+        "trace_id": trace_id,
+        "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": bob_experiment}},
+        "request_preview": mark,
+        "response_preview": mark,
+        "request_time": "2026-12-07T00:00:00Z",
+        "execution_duration": "0.5s",
+        "state": "OK",
+        "trace_metadata": {"mark": mark},
+    }
+    status, body = tenancy.as_bob("POST", "/api/3.0/mlflow/traces", body={"trace": {"trace_info": trace_info}})
+    assert status == 200, body
+    dataset = {"name": mark, "digest": "d1d1d1d1", "source_type": "local", "source": json.dumps({"uri": mark})}
+    status, body = tenancy.as_bob(
+        "POST", f"{API}/runs/log-inputs", body={"run_id": bob_run, "datasets": [{"dataset": dataset}]}
     )
-    argv = [str(tenancy.image_bin / "python"), "-c", _BOB_SCRIPT, bob_experiment, bob_run, mark]
-    result = workspace_pods.run_in_pod(argv, env, identity, home, timeout=180)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("BOB-REPORT ")]
-    assert lines, result.stdout[-3000:] + result.stderr[-3000:]
-    objects = {"mark": mark, "trace_id": json.loads(lines[-1].split(" ", 1)[1])["trace_id"]}
+    assert status == 200, body
+    objects = {"mark": mark, "trace_id": trace_id}
     status, body = tenancy.as_bob(
         "POST", "/api/3.0/mlflow/datasets/create", body={"name": mark, "experiment_ids": [bob_experiment]}
     )
