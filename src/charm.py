@@ -169,18 +169,39 @@ class MlflowServerCharm(CharmBase):
 
     def _still_serving(self) -> bool:
         """A settled update-status asks MLflow itself, at the cost of one GET.
-        Where it does not answer, or the bucket is due a re-check, the full
-        reconcile runs and its status says what is wrong."""
+        Where it does not answer, or the bucket is due a re-check, or the
+        admin's RBAC file of enable_workspaces went, the full reconcile runs
+        and its status says what is wrong."""
         from mlflow_health import serving
 
         if time.time() - float(self._stored.bucket_checked_at or 0) < BUCKET_RECHECK_SECONDS:
-            if serving(self._stored.health_url):
+            if not serving(self._stored.health_url):
+                # A dead MLflow may be a deleted bucket's doing: check both.
+                self._stored.health_failed = True
+            elif self._admin_grant_holds():
                 return True
-            # A dead MLflow may be a deleted bucket's doing: check both.
-            self._stored.health_failed = True
+            else:
+                self._settled.forget()
+                return False
         self._stored.bucket_checked = ""
         self._settled.forget()
         return False
+
+    def _admin_grant_holds(self) -> bool:
+        """Without its RBAC file the mode runs but no profile member may use it,
+        and nothing tells the charm when an admin deletes the file: every settled
+        update-status asks (at most four GETs), so Active outlives it by at most
+        one update-status interval. With the profile sync granted (the default),
+        that update-status has imported lightkube for its own request already."""
+        if self.config.get("enable_workspaces") is not True:
+            return True
+        from workspaces_grant import check_admin_grant
+
+        try:
+            check_admin_grant(*self._app_model)
+        except Problem:
+            return False
+        return True
 
     def _readings(self, event: EventBase) -> Dict[str, peers.Reading[Any]]:
         # During relation-broken the relation is still listed; it is gone for us.

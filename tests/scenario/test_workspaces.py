@@ -284,3 +284,53 @@ def test_one_port_for_both_servers_blocks_naming_the_option(ctx, tmp_path, appli
 def test_a_cache_lifetime_out_of_range_blocks_naming_the_option(ctx, tmp_path, applied, ttl):
     out = _settle(ctx, tmp_path, config={**ON, "workspaces_auth_cache_ttl": ttl})
     assert out.unit_status == BlockedStatus(f"config option workspaces_auth_cache_ttl={ttl} is out of range 1-86400")
+
+
+# --- the admin's file, after Active ------------------------------------------------
+
+
+def test_the_admins_file_deleted_after_active_is_named_at_the_next_update_status(ctx, tmp_path, applied):
+    """No hook tells the charm that an admin deleted the file: each settled
+    update-status asks for its objects, so Active outlives it by one interval."""
+    out = _settle(ctx, tmp_path)
+    assert out.unit_status == ActiveStatus(workspaces.OVERRIDDEN)
+    asked_before, writes_before = len(applied.api_requests), list(applied.writes)
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == ActiveStatus(workspaces.OVERRIDDEN)
+    asked = applied.api_requests[asked_before:]
+    # Settled: reads only, and of the file's objects at most one GET each.
+    assert {method for method, _, _ in asked} == {"GET"} and applied.writes == writes_before
+    file_reads = [path for _, path, _ in asked if "/clusterroles/" in path or "/networkpolicies/" in path]
+    assert len(file_reads) == len(set(file_reads)) == 4, asked
+
+    # `kubectl delete -f mlflow-workspaces-rbac.yaml`: its objects and the operator's grant go.
+    for key in [k for k in applied.objects if k[0] in ("clusterroles", "networkpolicies")]:
+        del applied.objects[key]
+    applied.rules = rbac_rules()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == BlockedStatus(
+        f"enable_workspaces needs mlflow-workspaces-rbac.yaml, not applied: a cluster admin runs `{APPLY}` "
+        "(docs/multi-tenant.md)"
+    )
+    applied.apply_workspaces_rbac()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == ActiveStatus(workspaces.OVERRIDDEN)
+
+
+def test_one_object_of_the_admins_file_deleted_after_active_is_named(ctx, tmp_path, applied):
+    out = _settle(ctx, tmp_path)
+    assert out.unit_status == ActiveStatus(workspaces.OVERRIDDEN)
+    del applied.objects[("networkpolicies", "kubeflow", "mlflow-server-ui")]
+    out = ctx.run(ctx.on.update_status(), out)
+    assert isinstance(out.unit_status, BlockedStatus)
+    assert out.unit_status.message.startswith("objects of mlflow-workspaces-rbac.yaml missing (mlflow-server-ui)")
+
+
+def test_with_the_mode_off_a_settled_update_status_asks_nothing_of_the_file(ctx, tmp_path, cluster):
+    out = _settle(ctx, tmp_path, config={})
+    assert out.unit_status == ActiveStatus()
+    asked_before = len(cluster.api_requests)
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == ActiveStatus()
+    asked = cluster.api_requests[asked_before:]
+    assert not [path for _, path, _ in asked if "/clusterroles/" in path or "/networkpolicies/" in path], asked
