@@ -110,8 +110,9 @@ def _venv(name: str, python: Path, wanted: str, pip_args: List[str], what: str, 
         started = time.monotonic()
         uv = find_uv_bin()
         log_file = CACHE / f"{name}-install.log"
-        # Bytecode compiled now, once, as pip did: not by the first servers that import MLflow.
-        install = [uv, "pip", "install", "--python", str(target / "bin" / "python"), "--compile-bytecode"]
+        # No --compile-bytecode (pip's way): it compiles all ~100 packages, tests and all, for
+        # minutes of CPU; the first process to import a module writes its .pyc here instead.
+        install = [uv, "pip", "install", "--python", str(target / "bin" / "python")]
         with open(log_file, "wb") as out:
             made = subprocess.run([uv, "venv", "--clear", "--python", str(python), str(target)], stdout=out, stderr=out)
             result = made if made.returncode else subprocess.run([*install, *pip_args], stdout=out, stderr=out)
