@@ -41,9 +41,10 @@ test: $(TOX)
 	$(TOX) p -p all --parallel-no-spinner $(TEST_ENVS); \
 	    rc=$$?; $(BOOTSTRAP_PYTHON) scripts/make_test.py summary $$rc $(NO_PY38)
 
-# The property tests randomized, with FUZZ_SCALE (default 5) times the
-# examples `make test` runs derandomized; not in CI. A failure is kept in
-# .hypothesis/ and tried first on the next `make fuzz`. ARGS go to pytest.
+# The property tests randomized, with FUZZ_SCALE (default 5) times their
+# base examples (`make test` runs 0.3 of them, derandomized); not in CI. A
+# failure is kept in .hypothesis/ and tried first on the next `make fuzz`.
+# ARGS go to pytest.
 fuzz: $(TOX)
 	$(TOX) -e fuzz -- $(ARGS)
 

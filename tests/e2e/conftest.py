@@ -4,6 +4,12 @@
 against those peers, turns the pod spec the charm set into processes with
 the MLflow venv of the image's version, waits on the spec's readiness probe,
 and lets the charm see the pod ready (update-status -> active).
+
+tox runs the suite on two pytest-xdist workers (`--dist loadgroup`). Each
+worker is a pytest session of its own: its own MariaDB, SeaweedFS and work
+directory, and ports from `free_port`. A module whose tests share a
+module-scoped fixture (a fleet of servers, the workspaces deployment) runs
+on one worker, so that fixture starts once (`pytest_xdist_make_scheduler`).
 """
 
 import os
@@ -12,7 +18,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Set
 
 import pytest
 
@@ -27,6 +33,37 @@ from servers import MariaDB, S3Server, free_port, mariadb_available  # noqa: E40
 
 from fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
 from fakes.seaweedfs import SeaweedFS  # noqa: E402
+
+
+def modules_sharing_fixtures(rootpath: Path) -> Set[str]:
+    """The test files (as in node ids) that define a module-scoped fixture."""
+    return {
+        path.relative_to(rootpath).as_posix()
+        for path in sorted(HERE.glob("test_*.py"))
+        if 'scope="module"' in path.read_text()
+    }
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` as this suite needs it: a module that defines a module-scoped
+    fixture (a fleet of servers, the workspaces deployment) runs whole on one worker, so
+    that fixture starts once; every other test goes to whichever worker is free.
+
+    Not xdist's own loadgroup with xdist_group marks: xdist 3.8 groups by
+    rewriting `item._nodeid`, which pytest 9 no longer reads, so those marks
+    group nothing. The controller sees node ids only, hence the files' source."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    grouped = modules_sharing_fixtures(config.rootpath)
+
+    class ModulesSharingFixtures(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in grouped else nodeid
+
+    return ModulesSharingFixtures(config, log)
 
 
 @pytest.fixture(scope="session")
