@@ -28,9 +28,9 @@ import pytest
 import workspace_pods
 from charm_driver import CharmDriver
 from harness import BUCKET
-from mlflow_venvs import NEWEST_MLFLOW, NoPython, ensure_venv, ensure_workspaces_venv, image_of
+from mlflow_venvs import NEWEST_MLFLOW, ensure_venv, image_of
 from pod_runner import Pod, containers
-from test_workspaces import PROFILES, _admin_rbac, _rendered_spec, _wait_healthy
+from test_workspaces import PROFILES, _admin_rbac, _fresh_store, _rendered_spec, _wait_healthy
 
 import workspace_move
 from contracts import APP
@@ -150,19 +150,7 @@ def _log_with_legacy_mlflow(workdir: Path, s3, mariadb, database: str) -> dict:
 
 @pytest.fixture(scope="module")
 def upgraded(workroot, mariadb, s3):
-    try:
-        image_bin = ensure_workspaces_venv()
-    except NoPython as missing:
-        pytest.skip(str(missing))
-    workdir = workroot / f"move-{uuid.uuid4().hex[:6]}"
-    workdir.mkdir()
-    database = f"mlflow_mv_{uuid.uuid4().hex[:8]}"
-    mariadb.create_database(database)
-    client = s3.client()
-    if BUCKET in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
-        s3.empty(BUCKET)
-    else:
-        client.create_bucket(Bucket=BUCKET)
+    image_bin, workdir, database = _fresh_store(workroot, mariadb, s3, "move")
     legacy = _log_with_legacy_mlflow(workdir, s3, mariadb, database)
     assert legacy["mlflow_version"] == LEGACY
 

@@ -168,21 +168,28 @@ def _admin_rbac() -> list:
     return [d for d in documents if d and d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
-@pytest.fixture(scope="module")
-def tenancy(workroot, mariadb, s3):
+def _fresh_store(workroot: Path, mariadb, s3, name: str) -> Tuple[str, Path, str]:
+    """The workspaces venv's Python, a work dir, a new database and the bucket
+    emptied (or made): what a module's own deployment starts from."""
     try:
         image_bin = ensure_workspaces_venv()
     except NoPython as missing:
         pytest.skip(str(missing))
-    workdir = workroot / f"workspaces-{uuid.uuid4().hex[:6]}"
+    workdir = workroot / f"{name}-{uuid.uuid4().hex[:6]}"
     workdir.mkdir()
-    database = f"mlflow_ws_{uuid.uuid4().hex[:8]}"
+    database = f"mlflow_{name[:2]}_{uuid.uuid4().hex[:8]}"
     mariadb.create_database(database)
     client = s3.client()
     if BUCKET in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
         s3.empty(BUCKET)
     else:
         client.create_bucket(Bucket=BUCKET)
+    return image_bin, workdir, database
+
+
+@pytest.fixture(scope="module")
+def tenancy(workroot, mariadb, s3):
+    image_bin, workdir, database = _fresh_store(workroot, mariadb, s3, "workspaces")
     token_port, ui_port = free_port(), free_port()
     spec, pod_default_env = _rendered_spec(workdir, s3, mariadb, database, token_port, ui_port)
     by_port = {c.readiness[1]: c for c in containers(spec) if not c.init}
