@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,8 +98,6 @@ def _venv(name: str, python: Path, wanted: str, pip_args: List[str], what: str, 
     test run, its xdist workers and `make demo` from building the same venv
     at once.
     """
-    from uv import find_uv_bin  # the test envs' pinned uv; imported here so this module imports without it
-
     CACHE.mkdir(parents=True, exist_ok=True)
     target = CACHE / name
     marker = target / "e2e-requirements.txt"
@@ -108,7 +107,7 @@ def _venv(name: str, python: Path, wanted: str, pip_args: List[str], what: str, 
             return target / "bin"
         log(f"installing {what} into {target.relative_to(ROOT)} with {python} (once; takes a few minutes)")
         started = time.monotonic()
-        uv = find_uv_bin()
+        uv = _uv_binary()
         log_file = CACHE / f"{name}-install.log"
         # No --compile-bytecode (pip's way): it compiles all ~100 packages, tests and all, for
         # minutes of CPU; the first process to import a module writes its .pyc here instead.
@@ -168,6 +167,19 @@ def ensure_workspaces_venv(log=print) -> Path:
     pip_args = ["--require-hashes", "--no-deps", "-r", str(IMAGE_LOCK)]
     what = str(IMAGE_LOCK.relative_to(ROOT))
     return _venv("mlflow-workspaces", python, f"{python}\n{IMAGE_LOCK.read_text()}", pip_args, what, log)
+
+
+_UV_LOCK = threading.Lock()
+
+
+def _uv_binary() -> str:
+    """The test envs' pinned uv. Found under a lock: uv's finder reads sysconfig,
+    whose first read in a process is not thread-safe (ensure_all's threads saw
+    its EXE as None), and imported here so this module imports without uv."""
+    with _UV_LOCK:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
 
 
 def _workspaces_unless_no_python(log) -> None:
