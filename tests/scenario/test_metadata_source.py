@@ -16,7 +16,12 @@ def test_metadata_config_and_actions_come_from_the_juju_files(ctx):
     assert set(spec.meta["requires"]) == {"db", "object-storage", "ingress", "pod-defaults"}
     assert spec.meta["requires"]["ingress"]["versions"] == ["v1", "v2"]  # SDI reads these
     assert "mlflow_port" in spec.config["options"]
-    assert set(spec.actions) == {"get-minio-credentials", "confirm-artifacts-copied", "sync-profiles"}
+    assert set(spec.actions) == {
+        "get-minio-credentials",
+        "confirm-artifacts-copied",
+        "sync-profiles",
+        "move-to-workspace",
+    }
 
 
 def test_a_hook_sees_the_endpoints_metadata_yaml_declares(ctx, tmp_path):
