@@ -81,24 +81,32 @@ class MariaDB:
         self.socket = str(workdir / "mariadb.sock")
         self.process: Optional[subprocess.Popen] = None
         self.log = workdir / "mariadbd.log"
+        self.tmpdir = workdir / "tmp"
 
     def start(self) -> "MariaDB":
         datadir = self.workdir / "data"
         datadir.mkdir(parents=True)
+        self.tmpdir.mkdir(parents=True)
         as_root = ["--user=root"] if os.geteuid() == 0 else []
-        subprocess.run(
+        # Its own tmpdir: two bootstraps at once (two xdist workers, or a bench beside
+        # the tests) sharing /tmp failed half the time here, "Unknown table
+        # 'mysql.tmp_user_sys'" after "Could not remove temporary table '/tmp/#sql-...'".
+        installed = subprocess.run(
             [
                 _which("mariadb-install-db"),
                 "--no-defaults",
                 f"--datadir={datadir}",
+                f"--tmpdir={self.tmpdir}",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 *as_root,
             ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
+        if installed.returncode != 0:
+            tail = "\n".join(installed.stdout.decode(errors="replace").splitlines()[-20:])
+            raise RuntimeError(f"mariadb-install-db exited {installed.returncode}:\n{tail}")
         self._launch()
         self.sql(
             f"CREATE USER {_sql_string(DB_USER)}@'%' IDENTIFIED BY {_sql_string(DB_PASSWORD)};"
@@ -116,6 +124,7 @@ class MariaDB:
                     _which("mariadbd"),
                     "--no-defaults",
                     f"--datadir={datadir}",
+                    f"--tmpdir={self.tmpdir}",
                     f"--socket={self.socket}",
                     f"--port={self.port}",
                     "--bind-address=127.0.0.1",
