@@ -21,6 +21,23 @@ mlflow/server/__init__.py, mlflow/server/jobs/utils.py) and counted with
 
 MLflow ignores a pool size or overflow of 0 (it only passes truthy values),
 so the smallest bounded pool is 1 + 1.
+
+A bounded pool needs a bound on the requests a 3.x worker runs at once.
+MLflow's SqlAlchemyStore nests sessions: `log_batch` holds one connection
+while `_log_params`, `_log_metrics` and `_set_tags` each take a second from
+the same pool (3.17.2 mlflow/store/tracking/sqlalchemy_store.py, log_batch;
+`create_run` likewise). When as many such requests run as the pool holds,
+each holds one connection and waits for another: nothing moves until
+SQLAlchemy's 30-s pool timeout, then MLflow answers HTTP 400 "QueuePool
+limit", which its client does not retry. Measured on 3.17.2, one uvicorn
+worker, pool 1 + 1: two concurrent log_batch calls, one a 400 after 31 s;
+four with a pool of 4 + 1, all 200 within 2.3 s. uvicorn's
+`--limit-concurrency` (`UVICORN_LIMIT_CONCURRENCY`) answers 503, which the
+client retries, once a worker holds that many connections, so a worker
+limited to its pool's size runs at most one request fewer than its pool
+holds, and one of them can always take its second connection. A 2.x
+(gunicorn, sync) worker runs one request at a time and never waits on its
+pool.
 """
 
 import math
@@ -57,6 +74,11 @@ class PoolSizing:
             "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": str(self.pool_size),
             "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": str(self.max_overflow),
         }
+
+    def uvicorn_env(self) -> Dict[str, str]:
+        """The limit that keeps a uvicorn worker's nested sessions from waiting
+        on each other (module docstring); gunicorn ignores it."""
+        return {"UVICORN_LIMIT_CONCURRENCY": str(self.per_engine)}
 
 
 def pods_at_once(units: int) -> int:

@@ -10,6 +10,7 @@ import jinja2
 
 import db_connections
 import mlflow_workload as workload
+import oci_image
 from charm_config import CharmConfig
 from relation_data import Database, ObjectStorage
 
@@ -77,6 +78,13 @@ def _secrets(inputs: PodSpecInputs) -> List[Dict[str, Any]]:
     ]
 
 
+def serves_with_uvicorn(image: Mapping[str, str]) -> bool:
+    """Whether the image's server may be uvicorn (MLflow 3.x): its tag says 3.x
+    or says nothing; a tag of 2.x means gunicorn, and its spec stays as it was."""
+    version = oci_image.image_mlflow_version(image.get("imagePath", ""))
+    return version is None or version >= (3, 0)
+
+
 def render_pod_spec(inputs: PodSpecInputs) -> str:
     """The pod spec as YAML text, without its revision: the text the charm
     compares to the spec it set last, so the revision cannot hide a change."""
@@ -87,8 +95,12 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
     # mode's workspace store is the Kubernetes API, not the database.
     servers = 2 if config.workspaces else 1
     sizing = db_connections.pool_sizing(config.db_connection_budget, inputs.units, config.workers, servers=servers)
+    limited = False
     if sizing is not None:
         env.update(sizing.env())
+        limited = serves_with_uvicorn(inputs.image)
+        if limited:
+            env.update(sizing.uvicorn_env())
     command = workload.server_command(config, inputs.proxied_bucket)
     mode: Dict[str, Any] = {"ui": None, "service_account": None, "crds": None}
     if config.workspaces:
@@ -116,6 +128,12 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
             db_secret=secret_names(inputs.app)["db"],
             db_upgrade_script=literal((TEMPLATES / "db_upgrade.py").read_text()),
             health_path=workload.HEALTH_PATH,
+            # A worker at its concurrency limit answers /health with 503 too:
+            # a busy pod must not be restarted for it, so liveness asks only
+            # that the server accepts connections (uvicorn's supervisor
+            # replaces a hung worker); readiness stays on /health, so a full
+            # pod takes no new connections until it has room.
+            liveness_tcp=limited,
             nodeport=nodeport,
             annotations={},
             ui=mode["ui"],

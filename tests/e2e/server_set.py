@@ -39,7 +39,9 @@ def on_port(spec: Mapping, port: int) -> dict:
     command[command.index("--port") + 1] = str(port)
     main["ports"][0]["containerPort"] = port
     for probe in ("readinessProbe", "livenessProbe"):
-        main["kubernetes"][probe]["httpGet"]["port"] = port
+        for action in ("httpGet", "tcpSocket"):  # liveness is a TCP check on a uvicorn server (src/pod_spec.py)
+            if action in main["kubernetes"][probe]:
+                main["kubernetes"][probe][action]["port"] = port
     return spec
 
 

@@ -2,7 +2,10 @@
 logging at once, and the server's connections to its database counted while they do.
 
 The heaviest load against the budget, with faults, is tests/e2e/test_faults.py's; this proves
-the sizing itself reaches MLflow and holds for one pod of the spec.
+the sizing itself reaches MLflow and holds for one pod of the spec. Its pools of 1 + 1 are
+where MLflow 3.x's nested sessions would deadlock (src/db_connections.py): 8 clients on 2
+uvicorn workers, each log_batch holding one connection and waiting for a second, answered
+HTTP 400 "QueuePool limit" after 30 s until the spec limited each worker to its pool.
 """
 
 import subprocess
@@ -69,6 +72,8 @@ def test_one_pod_stays_inside_its_share_of_a_low_budget(deploy, mariadb, version
         deployment = deploy(version, {"db_connection_budget": BUDGET, "workers": WORKERS})
         env = deployment.pod.main[0].env
         assert (env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"], env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == ("1", "1")
+        uvicorn = int(version.split(".")[0]) >= 3
+        assert env.get("UVICORN_LIMIT_CONCURRENCY") == ("2" if uvicorn else None)
 
         peak, done = [0], threading.Event()
 
@@ -100,6 +105,10 @@ def test_one_pod_stays_inside_its_share_of_a_low_budget(deploy, mariadb, version
         assert calls > 0, result.stdout + result.stderr
         assert "pool options {'pool_size': 1, 'max_overflow': 1}" in server_log
         assert "Too many connections" not in server_log + result.stdout
+        assert "QueuePool limit" not in server_log + result.stdout
+        assert errors == [], errors[:5]
         assert 0 < peak[0] <= share
+        if uvicorn:  # the limit was reached, and the client's retries of its 503s went through
+            assert "Exceeded concurrency limit" in server_log
     finally:
         mariadb.sql(f"SET GLOBAL max_connections = {before};")

@@ -103,8 +103,9 @@ def test_a_second_server_serves_the_dashboard_in_trusted_header_mode(ctx, tmp_pa
     expected = list(token["command"])
     expected[expected.index("--port") + 1] = "5055"
     assert ui["command"] == expected
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert ui["kubernetes"][probe]["httpGet"] == {"path": "/health", "port": 5055}
+    assert ui["kubernetes"]["readinessProbe"]["httpGet"] == {"path": "/health", "port": 5055}
+    # Both servers are uvicorn workers limited to their pools (src/db_connections.py).
+    assert ui["kubernetes"]["livenessProbe"]["tcpSocket"] == {"port": 5055}
     env = _plain_env(ui)
     assert env["MLFLOW_K8S_AUTH_AUTHORIZATION_MODE"] == "subject_access_review"
     assert env["MLFLOW_K8S_AUTH_REMOTE_USER_HEADER"] == "kubeflow-userid"
@@ -118,6 +119,7 @@ def test_a_second_server_serves_the_dashboard_in_trusted_header_mode(ctx, tmp_pa
     for server in (token, ui):
         assert _plain_env(server)["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] == "1"
         assert _plain_env(server)["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] == "1"
+        assert _plain_env(server)["UVICORN_LIMIT_CONCURRENCY"] == "2"
     # Same database and bucket: the same Secrets, by reference only.
     secrets = {k for k, v in token["envConfig"].items() if not isinstance(v, str)}
     assert (

@@ -80,6 +80,11 @@ def test_the_env_mlflow_reads():
     }
 
 
+def test_a_uvicorn_worker_is_limited_to_the_connections_of_one_pool():
+    assert dbc.PoolSizing(4, 1).uvicorn_env() == {"UVICORN_LIMIT_CONCURRENCY": "5"}
+    assert dbc.PoolSizing(1, 1).uvicorn_env() == {"UVICORN_LIMIT_CONCURRENCY": "2"}
+
+
 def test_two_servers_a_pod_halve_each_servers_share_and_say_why_when_too_small():
     one, two = dbc.pool_sizing(151, 1, 4), dbc.pool_sizing(151, 1, 4, servers=2)
     assert one is not None and two is not None and two.per_engine < one.per_engine

@@ -141,6 +141,34 @@ def test_the_connection_budget_sizes_the_servers_pools_from_the_units():
     assert not [k for k in container(spec_of(), "mlflow-db-upgrade")["envConfig"] if k in POOL]
 
 
+MLFLOW_3 = {"imagePath": "ghcr.io/mlflow/mlflow:v3.17.2"}
+
+
+@pytest.mark.parametrize("image", [MLFLOW_3, {"imagePath": "registry.example/mlflow@sha256:" + "0" * 64}])
+def test_a_uvicorn_server_runs_fewer_requests_a_worker_than_its_pool_holds(image):
+    # MLflow 3.x's nested sessions deadlock a pool that every running request
+    # holds one connection of (src/db_connections.py): 4 + 1 a store, so 5 at most.
+    server = container(spec_of(image=image))
+    assert server["envConfig"]["UVICORN_LIMIT_CONCURRENCY"] == "5"
+    assert (server["envConfig"][POOL[0]], server["envConfig"][POOL[1]]) == ("4", "1")
+    # A full worker answers /health with 503: only readiness may act on it.
+    assert server["kubernetes"]["readinessProbe"]["httpGet"] == {"path": "/health", "port": 5000}
+    assert server["kubernetes"]["livenessProbe"] == {
+        "tcpSocket": {"port": 5000},
+        "initialDelaySeconds": 60,
+        "periodSeconds": 20,
+        "timeoutSeconds": 5,
+        "failureThreshold": 5,
+    }
+
+
+@pytest.mark.parametrize("cfg,image", [(None, IMAGE), (config(db_connection_budget=0), MLFLOW_3)])
+def test_a_gunicorn_server_or_mlflows_own_pools_keep_the_spec_as_it_was(cfg, image):
+    server = container(spec_of(cfg=cfg, image=image))
+    assert "UVICORN_LIMIT_CONCURRENCY" not in server["envConfig"]
+    assert server["kubernetes"]["livenessProbe"]["httpGet"] == {"path": "/health", "port": 5000}
+
+
 def test_no_budget_renders_no_pool_variables():
     env = container(spec_of(cfg=config(db_connection_budget=0)))["envConfig"]
     assert not [k for k in env if k in POOL]
