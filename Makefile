@@ -49,7 +49,7 @@ fuzz: $(TOX)
 	$(TOX) -e fuzz -- $(ARGS)
 
 # Every fault of tests/e2e/test_faults.py on both MLflow versions (make test runs
-# all of them on 2.22.0, only the kill and the database outage on 3.17.2); not in CI.
+# them on 2.22.0, and on 3.17.2 only the budget's short form); not in CI.
 faults: $(TOX)
 	$(TOX) -e faults -- $(ARGS)
 
