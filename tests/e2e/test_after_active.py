@@ -5,7 +5,7 @@ import dataclasses
 
 import harness
 import pytest
-from mlflow_venvs import VERSIONS
+from mlflow_venvs import VERSIONS, image_mlflow_version
 from servers import S3_DOLLAR_ACCESS_KEY as ACCESS_KEY
 from servers import S3_DOLLAR_SECRET_KEY as SECRET_KEY
 
@@ -19,9 +19,11 @@ def _main(spec: dict) -> dict:
     return next(c for c in spec["containers"] if not c.get("init"))
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_minio_keys_holding_dollars_reach_the_server_and_the_notebook_unchanged(deploy, version):
-    deployment = deploy(version, minio={"access-key": ACCESS_KEY, "secret-key": SECRET_KEY})
+def test_minio_keys_holding_dollars_reach_the_server_and_the_notebook_unchanged(deploy):
+    # On the image's MLflow only: what could change a `$` is the charm's spec and
+    # Kubernetes' expansion of it (pod_runner.py), before any MLflow reads the keys;
+    # boto3 signs with them alike under 2.22.0 and 3.17.2, and a run is a deploy and a notebook.
+    deployment = deploy(image_mlflow_version(), minio={"access-key": ACCESS_KEY, "secret-key": SECRET_KEY})
     assert deployment.outcome.status == "active"
     server_env = deployment.pod.main[0].env
     assert (server_env["AWS_ACCESS_KEY_ID"], server_env["AWS_SECRET_ACCESS_KEY"]) == (ACCESS_KEY, SECRET_KEY)
