@@ -70,7 +70,7 @@ def run_artifact_client(
     return _run_reporting("artifact_client.py", args, env, workdir, image_bin, timeout=1800)
 
 
-def http_get(port: int, path: str, host: Optional[str] = None, timeout: float = 10) -> Tuple[int, bytes]:
+def http_get(port: int, path: str, host: Optional[str] = None, timeout: float = 30) -> Tuple[int, bytes]:
     """GET from the server on loopback, optionally with another Host header."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
