@@ -42,7 +42,7 @@ test: $(TOX)
 	    rc=$$?; $(BOOTSTRAP_PYTHON) scripts/make_test.py summary $$rc $(NO_PY38)
 
 # The property tests randomized, with FUZZ_SCALE (default 5) times their
-# base examples (`make test` runs 0.3 of them, derandomized); not in CI. A
+# base examples (`make test` runs 0.2 of them, derandomized); not in CI. A
 # failure is kept in .hypothesis/ and tried first on the next `make fuzz`.
 # ARGS go to pytest.
 fuzz: $(TOX)

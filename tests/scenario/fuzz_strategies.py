@@ -51,7 +51,7 @@ FUZZ = settings(
 
 
 def examples(n: int) -> settings:
-    """FUZZ with n examples times FUZZ_SCALE: `make test` runs 0.3 (tox.ini), `make fuzz` 5, unset is 1."""
+    """FUZZ with n examples times FUZZ_SCALE: `make test` runs 0.2 (tox.ini), `make fuzz` 5, unset is 1."""
     return settings(FUZZ, max_examples=max(1, int(n * float(os.environ.get("FUZZ_SCALE", "1")))))
 
 
