@@ -33,7 +33,8 @@ limit", which its client does not retry. Measured on 3.17.2, one uvicorn
 worker, pool 1 + 1: two concurrent log_batch calls, one a 400 after 31 s;
 four with a pool of 4 + 1, all 200 within 2.3 s. uvicorn's
 `--limit-concurrency` (`UVICORN_LIMIT_CONCURRENCY`) answers 503, which the
-client retries, once a worker holds that many connections, so a worker
+client retries, once a worker holds that many connections (the asking one
+included; uvicorn/protocols/http/h11_impl.py), so a worker
 limited to its pool's size runs at most one request fewer than its pool
 holds, and one of them can always take its second connection. A 2.x
 (gunicorn, sync) worker runs one request at a time and never waits on its
