@@ -50,9 +50,10 @@ FUZZ = settings(
 )
 
 
-def examples(n: int) -> settings:
-    """FUZZ with n examples times FUZZ_SCALE: `make test` runs 0.2 (tox.ini), `make fuzz` 5, unset is 1."""
-    return settings(FUZZ, max_examples=max(1, int(n * float(os.environ.get("FUZZ_SCALE", "1")))))
+def examples(n: int, least: int = 1) -> settings:
+    """FUZZ with n examples times FUZZ_SCALE, and at least `least`: `make test` runs 0.2
+    (tox.ini), `make fuzz` 5, unset is 1."""
+    return settings(FUZZ, max_examples=max(least, int(n * float(os.environ.get("FUZZ_SCALE", "1")))))
 
 
 HUGE = "x" * 100_000
