@@ -53,7 +53,15 @@ from stack import Stack, load_average  # first: it puts src/ and tests/ on the p
 # isort: split
 
 import harness  # noqa: E402 - on the path stack.py sets
-from load_clients import DatabaseConnections, Load, LoadConfig, audit, bucket_keys, read_store  # noqa: E402
+from load_clients import (  # noqa: E402
+    DatabaseConnections,
+    Load,
+    LoadConfig,
+    audit,
+    bucket_keys,
+    read_store,
+    resent_creates,
+)
 from mlflow_venvs import CACHE, NEWEST_MLFLOW, image_mlflow_version  # noqa: E402
 from server_set import ServerSet  # noqa: E402
 
@@ -126,7 +134,8 @@ def _load(stack: Stack, servers: ServerSet, env: Dict, database: str, version: s
     result = Load(env, stack.image_bin, workroot / database / name, load_config).start().wait()
     db = connections.read()
     keys = bucket_keys(stack.s3.client(), harness.BUCKET)
-    problems = audit(result, read_store(stack.mariadb, database, result.experiment_id, keys, None))
+    store = read_store(stack.mariadb, database, result.experiment_id, keys, None)
+    problems = audit(result, store) + [f"empty run {u} of a resent create_run" for u in resent_creates(result, store)]
     row = {
         "mlflow": version,
         "config": config,

@@ -109,6 +109,7 @@ class Loop:
         run = self.call("create_run", dict(base), self.client.create_run, self.experiment_id, run_name=name)
         run_id = run.info.run_id
         base["run_id"] = run_id
+        self.ledger[-1]["run_id"] = run_id  # the run the create's answer named (its retry's, if it was resent)
         try:
             self.call("log_param", {**base, "key": "loop", "value": name}, self.client.log_param, run_id, "loop", name)
             self.call("set_tag", {**base, "key": "client", "value": str(self.index)}, self.client.set_tag, run_id,

@@ -24,7 +24,16 @@ import uuid
 
 import harness
 import pytest
-from load_clients import DatabaseConnections, Load, LoadConfig, LoadResult, audit, bucket_keys, read_store
+from load_clients import (
+    DatabaseConnections,
+    Load,
+    LoadConfig,
+    LoadResult,
+    audit,
+    bucket_keys,
+    read_store,
+    resent_creates,
+)
 from mlflow_venvs import NEWEST_MLFLOW, ensure_venv, image_mlflow_version, image_of
 from server_set import ServerSet
 from servers import S3Server
@@ -119,8 +128,12 @@ class Fleet:
         return lambda: len(bucket_keys(self.s3.client(), harness.BUCKET)) > now
 
     def audit(self, result) -> list:
+        """The audit's problems; the empty runs of resent creates are printed, not problems."""
         keys = bucket_keys(self.s3.client(), harness.BUCKET)
         store = read_store(self.mariadb, self.database, result.experiment_id, keys, result.config.model)
+        resent = resent_creates(result, store)
+        if resent:
+            print(f"{len(resent)} empty RUNNING run(s) of a create_run resent after its answer was lost: {resent}")
         return audit(result, store)
 
     def stop(self) -> None:
