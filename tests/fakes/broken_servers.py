@@ -40,6 +40,11 @@ class StallingServer:
                 continue
             self._held.append(conn)  # keep it open, never read or write
 
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far (each held open, unanswered)."""
+        return len(self._held)
+
     def __enter__(self):
         self._thread.start()
         return self
