@@ -305,7 +305,7 @@ def test_s3_stopping_during_uploads_reports_only_stored_artifacts(fleet, s3):
     stopped_at = time.time()
     time.sleep(OUTAGE)
     s3.server.start()
-    back_at = time.time()  # SeaweedFS answers S3 again (start() waits for it)
+    back_at = time.time()  # SeaweedFS answers S3 and knows its volumes again (start() waits)
     result = chosen.finish(load, chosen.more_objects())
     problems = chosen.audit(result)
     assert problems == [], _report(result, problems, chosen.servers)

@@ -52,6 +52,7 @@ import sysconfig
 import threading
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -197,16 +198,42 @@ class SeaweedFS:
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
-        """Until the S3 gateway answers an unsigned request (403 AccessDenied), bounded."""
+        """Until the S3 gateway answers an unsigned request (403 AccessDenied) and the
+        master knows every volume on disk, bounded.
+
+        After a restart the gateway answers before the volume server's first
+        heartbeat has told the master where the old volumes are; a GET of an
+        object written before the restart is then an InternalError (seen in CI
+        on a busy machine, past boto3's retries). A fresh data dir has no
+        volumes, so a first start waits for the gateway only."""
+        volumes_on_disk = len(list(self.data_dir.glob("*.dat")))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 code = None if self.process is None else self.process.returncode
                 raise RuntimeError(f"weed exited with code {code} before serving S3\n{self.log_tail()}")
-            if self._answers():
+            if self._answers() and self._volumes_known() >= volumes_on_disk:
                 return
             time.sleep(0.2)
-        raise TimeoutError(f"weed's S3 did not answer on {self.direct_url} within {timeout:.0f} s\n{self.log_tail()}")
+        raise TimeoutError(
+            f"weed's S3 on {self.direct_url} did not answer, or its master did not know the"
+            f" {volumes_on_disk} volumes on disk, within {timeout:.0f} s\n{self.log_tail()}"
+        )
+
+    def _volumes_known(self) -> int:
+        """How many volumes the master's topology lists (its /dir/status), 0 if it cannot say."""
+        url = f"http://{self.host}:{self.ports['master']}/dir/status"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (loopback, our own port)
+                topology = json.load(answer)["Topology"]
+            return sum(
+                int(node.get("Volumes") or 0)
+                for centre in topology.get("DataCenters") or []
+                for rack in centre.get("Racks") or []
+                for node in rack.get("DataNodes") or []
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return 0
 
     def _answers(self) -> bool:
         try:
