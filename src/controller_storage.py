@@ -35,7 +35,8 @@ import yaml
 from ops._main import _Abort, _Dispatcher, _Manager
 from ops.storage import JujuStorage, SQLiteStorage, _JujuStorageBackend, _SimpleDumper, _SimpleLoader
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+import yaml_text
+
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -54,7 +55,7 @@ class BatchedStateBackend(_JujuStorageBackend):
 
     def _state(self) -> Dict[str, str]:
         if self._stored is None:
-            loaded = yaml.load(_run(["state-get", "--format=yaml"]), Loader=_Loader)  # noqa: S506
+            loaded = yaml_text.safe_load(_run(["state-get", "--format=yaml"]))
             self._stored = {str(k): str(v) for k, v in (loaded or {}).items()}
             self._current = dict(self._stored)
         return self._current

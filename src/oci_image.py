@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import yaml
 
+import yaml_text
 from problems import Blocked
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ def read_image_details(resources: "Resources") -> Dict[str, str]:
 
     try:
         path = resources.fetch(RESOURCE)
-        details = yaml.safe_load(path.read_text())
+        details = yaml_text.safe_load(path.read_text())
         image = {"imagePath": details["registrypath"]}
     except (ModelError, NameError, OSError, ValueError, yaml.YAMLError, TypeError, KeyError):
         raise Blocked(f"missing or unreadable {RESOURCE} resource: run `juju attach-resource <app> {RESOURCE}=<image>`")

@@ -170,8 +170,8 @@ def _workspaces(inputs: PodSpecInputs, command: List[str], env: Dict[str, str]) 
 def with_revision(text: str, revision: str) -> Dict[str, Any]:
     """The spec `pod-spec-set` takes, its pod annotated with `revision` (an opaque
     name the charm gives each spec it sets; it says nothing of the content)."""
-    import yaml
+    import yaml_text
 
-    spec: Dict[str, Any] = yaml.safe_load(text)
+    spec: Dict[str, Any] = yaml_text.safe_load(text)
     spec["kubernetesResources"]["pod"]["annotations"] = {REVISION_ANNOTATION: revision}
     return spec

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequen
 import yaml
 from ops import CharmBase, Relation
 
+import yaml_text
 from problems import Blocked, Problem, Waiting
 
 T = TypeVar("T")
@@ -155,7 +156,7 @@ def _sdi_metadata(charm_dir: str) -> Dict[str, Any]:
     # SDI's own get_interfaces reads metadata.yaml from the working directory;
     # the charm directory is where Juju (and Scenario) put it.
     with open(Path(charm_dir) / "metadata.yaml") as f:
-        requires: Dict[str, Any] = yaml.safe_load(f)["requires"]
+        requires: Dict[str, Any] = yaml_text.safe_load(f)["requires"]
     return requires
 
 
