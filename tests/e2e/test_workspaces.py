@@ -39,7 +39,7 @@ from contracts import APP
 from contracts import MODEL as JUJU_MODEL
 from fakes.kubernetes_api import FakeKubernetesApi
 from fakes.kubernetes_cluster import FakeCluster
-from fakes.network_guard import free_port
+from fakes.network_guard import SHUTDOWN_POLL, free_port
 
 HERE = Path(__file__).resolve().parent
 PROFILES = {"alice": "alice@example.com", "bob": "bob@example.com"}
@@ -881,7 +881,7 @@ class _Gateway:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL,), daemon=True).start()
 
     def close(self):
         self.server.shutdown()

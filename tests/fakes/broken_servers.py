@@ -12,7 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
-from fakes.network_guard import free_port
+from fakes.network_guard import SHUTDOWN_POLL, free_port
 
 
 def closed_port() -> int:
@@ -88,7 +88,7 @@ class StatusServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(SHUTDOWN_POLL,), daemon=True)
 
     def __enter__(self):
         self._thread.start()

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlparse
 
+from fakes.network_guard import SHUTDOWN_POLL
+
 PROFILE_LABELS = {"app.kubernetes.io/part-of": "kubeflow-profile", "pipelines.kubeflow.org/enabled": "true"}
 # resource (plural) -> (apiVersion, kind, URL prefix)
 KINDS = {
@@ -143,7 +145,7 @@ class FakeKubernetesApi:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL,), daemon=True)
 
     # --- what tests set up and read ---------------------------------------
 

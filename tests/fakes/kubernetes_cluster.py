@@ -65,6 +65,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs, urlparse
 
 from fakes.kubernetes_api import _status, reply_json  # meta/v1 Status; a JSON answer
+from fakes.network_guard import SHUTDOWN_POLL
 
 PROFILE_LABELS = {"app.kubernetes.io/part-of": "kubeflow-profile", "pipelines.kubeflow.org/enabled": "true"}
 MLFLOW_GROUP = "mlflow.kubeflow.org"
@@ -166,7 +167,7 @@ class FakeCluster:
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.host, self.port = "127.0.0.1", self.server.server_address[1]
         self.url = f"https://{self.host}:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL,), daemon=True)
 
     def _certificate(self) -> Tuple[Path, Path]:
         """A self-signed serving certificate for 127.0.0.1, which is also the CA a pod's ca.crt holds."""

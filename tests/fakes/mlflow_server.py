@@ -8,6 +8,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import List
 
+from fakes.network_guard import SHUTDOWN_POLL
+
 # The in-cluster name the charm builds: tests resolve it to loopback.
 MLFLOW_HOST = "mlflow-server.kubeflow.svc.cluster.local"
 
@@ -32,7 +34,7 @@ class HealthServer:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(SHUTDOWN_POLL,), daemon=True)
 
     def __enter__(self) -> "HealthServer":
         self._thread.start()

@@ -92,6 +92,12 @@ def loopback_only(aliases=()):
         socket.socket.connect_ex = real_connect_ex
 
 
+# serve_forever's poll interval for the loopback servers of tests/fakes: shutdown()
+# waits up to one interval, and the stdlib's 0.5 s was paid by every Scenario test
+# (two servers each) at teardown.
+SHUTDOWN_POLL = 0.05
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A loopback port nothing listens on right now (connecting to it is refused):
     the one helper every layer takes its ports from."""

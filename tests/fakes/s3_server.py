@@ -18,7 +18,7 @@ import threading
 import urllib.request
 from typing import List, Sequence
 
-from fakes.network_guard import free_port
+from fakes.network_guard import SHUTDOWN_POLL, free_port
 
 # moto takes the first label of an unknown host name for a bucket
 # (virtual-host style); MinIO's in-cluster name is an endpoint, not a bucket.
@@ -49,7 +49,7 @@ class S3Server:
             return moto_app(environ, start_response)
 
         self._server = make_server(host, self.port, app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(SHUTDOWN_POLL,), daemon=True)
         self._thread.start()
 
     def delete_bucket(self, bucket: str) -> None:
