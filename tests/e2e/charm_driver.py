@@ -20,12 +20,15 @@ from typing import Callable, Dict, List, Optional, Tuple
 from unittest import mock
 
 import scenario
+import scenario_libyaml
 from scenario.mocking import _MockModelBackend
 
 from charm import MlflowServerCharm
 from contracts import APP, MODEL, PEERS, RELATION_IDS
 from fakes.mlflow_server import MLFLOW_HOST
 from fakes.network_guard import loopback_only
+
+scenario_libyaml.install()
 
 
 @dataclasses.dataclass

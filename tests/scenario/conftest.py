@@ -12,9 +12,7 @@
   output and relation data (tests/scenario/leak_check.py).
 - `fuzz_cases`: hypothesis tests count their generated cases; the total is
   printed in the terminal summary.
-- Scenario's own YAML (the metadata, config and actions it writes to a fresh
-  charm root for every run, and reads for every Context) goes through
-  libyaml: in pure Python it was about a fifth of the suite's time.
+- Scenario's own YAML goes through libyaml (tests/scenario_libyaml.py).
 """
 
 import contextlib
@@ -24,9 +22,7 @@ from pathlib import Path
 
 import pytest
 import scenario
-import scenario._runtime
-import scenario.state
-import yaml
+import scenario_libyaml
 from leak_check import LeakCheck
 from ops._private.harness import ActionFailed
 from scenario.mocking import _MockModelBackend
@@ -41,24 +37,7 @@ from fakes.s3_server import HOST_ALIASES, S3Server
 FUZZ_CASES = pytest.StashKey[dict]()
 
 
-class _LibYaml:
-    """PyYAML as Scenario calls it, with libyaml's safe loader and dumper: the
-    same documents, the same objects, ten times faster. The charm's own YAML
-    is untouched (src/yaml_text.py decides that)."""
-
-    def __getattr__(self, name):
-        return getattr(yaml, name)
-
-    @staticmethod
-    def safe_dump(data, stream=None, **kwargs):
-        return yaml.dump(data, stream, Dumper=yaml.CSafeDumper, **kwargs)
-
-    @staticmethod
-    def safe_load(stream):
-        return yaml.load(stream, Loader=yaml.CSafeLoader)  # noqa: S506 (a safe loader)
-
-
-scenario._runtime.yaml = scenario.state.yaml = _LibYaml()
+scenario_libyaml.install()
 
 
 @pytest.fixture(scope="session", autouse=True)
