@@ -144,6 +144,20 @@ def worker_timeout_env(config: CharmConfig) -> Dict[str, str]:
     }
 
 
+def metrics_dir_env() -> Dict[str, str]:
+    """For MLflow 2.x: the `--expose-prometheus` directory made before any worker starts.
+
+    2.x's gunicorn workers each make it when they import the app, check then
+    create (mlflow/server/__init__.py, 2.22.0: `os.makedirs` without
+    `exist_ok`). Two workers booting together race; the loser's
+    FileExistsError is gunicorn's "Worker failed to boot", which stops the
+    whole server. With the variable in the container's env, `mlflow server`
+    makes the directory when it imports mlflow.server itself, before gunicorn
+    starts a worker. MLflow 3.x makes it with `exist_ok` and needs nothing.
+    """
+    return {"prometheus_multiproc_dir": METRICS_DIR}
+
+
 def multipart_upload_env(config: CharmConfig) -> Dict[str, str]:
     """What makes an MLflow client upload big proxied artifacts in parts.
 

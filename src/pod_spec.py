@@ -101,6 +101,8 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
         limited = serves_with_uvicorn(inputs.image)
         if limited:
             env.update(sizing.uvicorn_env())
+    if not serves_with_uvicorn(inputs.image):
+        env.update(workload.metrics_dir_env())
     command = workload.server_command(config, inputs.proxied_bucket)
     mode: Dict[str, Any] = {"ui": None, "service_account": None, "crds": None}
     if config.workspaces:

@@ -177,3 +177,13 @@ def test_no_budget_renders_no_pool_variables():
 def test_a_budget_too_small_for_the_units_renders_nothing():
     with pytest.raises(Blocked, match="db_connection_budget=100 is too small for 4 units of 4 workers"):
         render(units=4)
+
+
+@pytest.mark.parametrize("image,expected", [(IMAGE, True), (MLFLOW_3, False)])
+def test_a_gunicorn_server_gets_its_metrics_dir_before_its_workers_boot(image, expected):
+    # 2.22.0's workers make the --expose-prometheus dir check-then-create; the
+    # server makes it first when the variable names it (mlflow_workload.metrics_dir_env).
+    server = container(spec_of(image=image))
+    metrics_dir = server["command"][server["command"].index("--expose-prometheus") + 1]
+    assert (server["envConfig"].get("prometheus_multiproc_dir") == metrics_dir) is expected
+    assert ("prometheus_multiproc_dir" in server["envConfig"]) is expected
