@@ -139,7 +139,9 @@ def test_two_replicas_starting_together_on_an_empty_database_both_serve(deploy, 
         for pod in pods:
             pod.wait_ready(timeout=240)
         time.sleep(2)  # a server that lost a race exits right after its workers start
-        assert [pod.process.poll() for pod in pods] == [None, None], [pod.tail(pod.main[0], 40) for pod in pods]
+        # A str, not a list: pytest cuts a non-str message's repr to about 240 characters.
+        exited = "\n\n".join(f"pod {i} log:\n{pod.tail(pod.main[0], 80)}" for i, pod in enumerate(pods))
+        assert [pod.process.poll() for pod in pods] == [None, None], exited
         for pod in pods:
             status, body = harness.http_get(pod.readiness[1], "/api/2.0/mlflow/experiments/search?max_results=5")
             assert status == 200, body
