@@ -95,13 +95,13 @@ def render_pod_spec(inputs: PodSpecInputs) -> str:
     # mode's workspace store is the Kubernetes API, not the database.
     servers = 2 if config.workspaces else 1
     sizing = db_connections.pool_sizing(config.db_connection_budget, inputs.units, config.workers, servers=servers)
-    limited = False
+    uvicorn = serves_with_uvicorn(inputs.image)
+    limited = sizing is not None and uvicorn
     if sizing is not None:
         env.update(sizing.env())
-        limited = serves_with_uvicorn(inputs.image)
         if limited:
             env.update(sizing.uvicorn_env())
-    if not serves_with_uvicorn(inputs.image):
+    if not uvicorn:
         env.update(workload.metrics_dir_env())
     command = workload.server_command(config, inputs.proxied_bucket)
     mode: Dict[str, Any] = {"ui": None, "service_account": None, "crds": None}

@@ -3,8 +3,9 @@
 PyYAML's wheels carry libyaml; its pure-Python loader took about 25 ms a hook
 for metadata.yaml alone (the SDI schemas), libyaml a tenth of that. Both build
 the same objects from the same safe tags, so nothing a hook decides changes.
-What the charm writes (relation data, state) keeps PyYAML's Python dumper:
-its bytes are what peers and the controller already hold.
+What the charm writes to relation data keeps PyYAML's Python dumper: its
+bytes are what peers already hold (controller_storage has always written
+the unit's state with libyaml's dumper).
 """
 
 from typing import IO, Any, Union
